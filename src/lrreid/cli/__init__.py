@@ -30,6 +30,14 @@ _COMMAND_MODULES = (
 )
 
 
+@app.command()
+def version() -> None:
+    """Print the lrreid version."""
+    from lrreid import __version__
+
+    typer.echo(__version__)
+
+
 def _load_commands() -> None:
     for name in _COMMAND_MODULES:
         try:

@@ -30,6 +30,11 @@ _COMMAND_MODULES = (
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Low-resolution person re-identification: data, SR + re-ID training, evaluation, search."""
+
+
 @app.command()
 def version() -> None:
     """Print the lrreid version."""

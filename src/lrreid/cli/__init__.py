@@ -1,6 +1,6 @@
 """The ``lrreid`` console command.
 
-Each pipeline room adds its subcommands in its own module below (data, train, sr, search);
+Each pipeline room adds its subcommands in its own ``<room>_commands.py`` module in this package;
 this module only assembles them and turns user errors into one-line messages.
 """
 from __future__ import annotations
@@ -21,15 +21,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Modules that register subcommands on ``app``; a module missing here simply adds nothing.
-_COMMAND_MODULES = (
-    "lrreid.cli.data_commands",
-    "lrreid.cli.train_commands",
-    "lrreid.cli.sr_commands",
-    "lrreid.cli.search_commands",
-)
-
-
 @app.callback()
 def _root() -> None:
     """Low-resolution person re-identification: data, SR + re-ID training, evaluation, search."""
@@ -44,12 +35,12 @@ def version() -> None:
 
 
 def _load_commands() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    """Import every ``*_commands`` module of this package; each adds its subcommands to ``app``."""
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.endswith("_commands"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def main(argv: list[str] | None = None) -> None:

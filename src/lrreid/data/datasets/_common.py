@@ -48,10 +48,10 @@ def list_dirs(folder: Path) -> list[Path]:
 
 
 def as_root(root: str | os.PathLike | None, dataset: str, layout: str) -> Path:
-    """The user's ``root`` as an existing folder, or a DatasetLayoutError saying what was expected."""
+    """The user's ``root`` as an existing absolute folder, or a DatasetLayoutError saying what was expected."""
     if root is None or str(root) == "":
         raise DatasetLayoutError(f"dataset {dataset!r} needs a root folder (expected {layout})")
-    path = Path(root).expanduser()
+    path = Path(os.path.abspath(Path(root).expanduser()))  # records keep working after a chdir
     if not path.exists():
         raise DatasetLayoutError(f"{path}: folder not found (expected the {dataset} folder: {layout})")
     if not path.is_dir():

@@ -1,0 +1,378 @@
+"""Predict, recover, identify: the inference path of an LR re-ID model, fast.
+
+Gallery (HR) images are resized to the re-ID input size and embedded.  Probe (LR) images go
+through three networks: the scale predictor chooses a scale factor per probe (the argmax of its
+logits, PRI Sec. 3.2) unless a fixed scale is given, the SR network super-resolves the probe at that
+scale, and the re-ID network embeds the result resized to the input size.
+
+What makes it fast (measured in ``benchmarks/inference.py``):
+
+- probes are grouped by (chosen scale, LR size), so every SR call is one batched call at one scale;
+- ``torch.inference_mode`` everywhere, channels_last weights and inputs;
+- bf16 autocast on CPUs with AVX512-BF16/AMX and fp16 autocast on CUDA, as decided by
+  :class:`lrreid.utils.device.Precision`; the SR network may get its own precision
+  (``sr_precision``) because its pixels feed everything after it.
+
+``Precision.for_inference(fast=False)`` with ``batch_size=1`` is the plain fp32 reference path.
+
+Features come back as float32 CPU tensors, L2-normalised when ``normalize_features=True``
+(default False: the evaluation compares raw features by Euclidean distance, PRI Sec. 3.5).
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lrreid.errors import ConfigError, ImageReadError
+from lrreid.utils.device import Precision
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+def to_image_tensor(image: ImageLike) -> torch.Tensor:
+    """Turn one image into a float32 ``[3, H, W]`` CPU tensor with values in [0, 1].
+
+    Accepts a path (read with :func:`lrreid.data.imageio.read_image`), a PIL image, a numpy array
+    ``HxWx3`` (uint8 0..255, or float 0..1; ``HxW`` grey and ``HxWx4`` RGBA are converted) or a
+    tensor ``[3, H, W]`` (uint8, or float 0..1).
+
+    >>> to_image_tensor(np.zeros((64, 32, 3), np.uint8)).shape
+    torch.Size([3, 64, 32])
+    """
+    if isinstance(image, (str, os.PathLike)):
+        from lrreid.data.imageio import read_image
+
+        image = read_image(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
+            raise ImageReadError(f"numpy array of shape {arr.shape}: expected an HxWx3 RGB image")
+        arr = arr[:, :, :3]
+        if arr.dtype == np.uint8:
+            return torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().div_(255.0)  # np.array: a writable copy
+        if np.issubdtype(arr.dtype, np.floating):
+            return torch.from_numpy(np.array(arr, dtype=np.float32)).permute(2, 0, 1).clamp(0, 1)
+        raise ImageReadError(f"numpy array of dtype {arr.dtype}: expected uint8 (0..255) or float (0..1)")
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.dim() != 3 or t.shape[0] != 3 or min(t.shape[1:]) < 1:
+            raise ImageReadError(f"tensor of shape {tuple(t.shape)}: expected a [3, H, W] RGB image")
+        if t.dtype == torch.uint8:
+            return t.float().div_(255.0)
+        return t.float().clamp(0, 1)
+    raise ImageReadError(
+        f"{type(image).__name__}: not an image (expected a path, PIL image, HxWx3 array or [3,H,W] tensor)"
+    )
+
+
+def load_images(images: ImageLike | Iterable[ImageLike]) -> list[torch.Tensor]:
+    """:func:`to_image_tensor` over a list (a single image is a list of one)."""
+    if isinstance(images, (str, os.PathLike, Image.Image)) or (
+        isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 3
+    ):
+        images = [images]
+    return [to_image_tensor(im) for im in images]
+
+
+def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize ``[B, 3, h, w]`` to ``size`` (H, W): bilinear, antialiased when shrinking (as PIL does)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+
+
+class ProbeFeatures(NamedTuple):
+    """What :meth:`LRReIDPipeline.embed_probes` returns (unpacks as a tuple)."""
+
+    features: torch.Tensor  # [N, D] float32
+    scales: list[int]  # the scale each probe was super-resolved at
+    sr_images: list[torch.Tensor] | None  # [3, s*h, s*w] in [0, 1], when asked for
+
+
+def _chunks(seq: Sequence, n: int):
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+# --------------------------------------------------------------------------------------------
+# Pipeline
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Settings:
+    """Everything besides the weights that decides the features (part of the model identity)."""
+
+    scales: tuple[int, ...]
+    fixed_scale: int | None
+    input_size: tuple[int, int]
+    predictor_input_size: tuple[int, int]
+    lr_size: tuple[int, int] | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    normalize_features: bool
+    extra: dict = field(default_factory=dict)
+
+
+class LRReIDPipeline:
+    """Predict a scale, super-resolve, embed: LR probes and HR gallery images -> features.
+
+    Args:
+        reid_net: module mapping normalised ``[B, 3, H, W]`` images to ``[B, D]`` features (eval mode).
+        sr_net: module with ``forward(x, scale)`` on ``[B, 3, h, w]`` images in [0, 1]; ``None``
+            means no SR (probes are only resized, scale 1).
+        predictor: module mapping normalised ``[B, 3, Hp, Wp]`` LR images to ``[B, len(scales)]``
+            scale logits; ``None`` needs ``fixed_scale`` (or no ``sr_net``).
+        scales: the scale factor of each predictor class.
+        fixed_scale: use this scale for every probe instead of the predictor.
+        input_size: (H, W) the re-ID network sees.
+        precision: device and autocast for the re-ID network and predictor (default: the fast path,
+            ``Precision.for_inference()``); ``Precision.for_inference(fast=False)`` for plain fp32.
+        sr_precision: the SR network's own precision (default: ``precision``).
+        predictor_input_size: (H, W) the predictor sees (default ``input_size``).
+        lr_size: resize probes to this (h, w) before SR, as in training on fixed-size LR crops;
+            ``None`` keeps each probe's own size (probes are then batched by size as well).
+        mean, std: per-channel normalisation applied before the re-ID network and the predictor.
+        normalize_features: L2-normalise the returned features.
+        batch_size: images per network call.
+
+    Example:
+        >>> pipe = LRReIDPipeline(reid_net, sr_net, predictor, scales=(1, 2, 3, 4))
+        >>> gallery = pipe.embed_gallery(["g/0001.jpg", "g/0002.jpg"])      # [2, D]
+        >>> feats, scales, _ = pipe.embed_probes(["p/0001_lr.jpg"])          # scale chosen per probe
+    """
+
+    def __init__(
+        self,
+        reid_net: torch.nn.Module,
+        sr_net: torch.nn.Module | None = None,
+        predictor: torch.nn.Module | None = None,
+        scales: Sequence[int] = (1, 2, 3, 4),
+        fixed_scale: int | None = None,
+        input_size: tuple[int, int] = (384, 128),
+        precision: Precision | None = None,
+        *,
+        sr_precision: Precision | None = None,
+        predictor_input_size: tuple[int, int] | None = None,
+        lr_size: tuple[int, int] | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        normalize_features: bool = False,
+        batch_size: int = 32,
+    ):
+        scales = tuple(int(s) for s in scales)
+        if fixed_scale is not None and int(fixed_scale) != fixed_scale:
+            raise ConfigError(f"fixed_scale={fixed_scale!r}: expected an integer scale factor")
+        if sr_net is None:
+            fixed_scale = 1 if fixed_scale is None else fixed_scale
+        if predictor is None and fixed_scale is None:
+            raise ConfigError("no scale predictor: give fixed_scale (one of the SR network's scales)")
+        self._check_scale_supported(sr_net, fixed_scale)
+        self.precision = precision or Precision.for_inference()
+        self.sr_precision = sr_precision or self.precision
+        self.settings = _Settings(
+            scales=scales,
+            fixed_scale=None if fixed_scale is None else int(fixed_scale),
+            input_size=tuple(int(v) for v in input_size),
+            predictor_input_size=tuple(int(v) for v in (predictor_input_size or input_size)),
+            lr_size=None if lr_size is None else tuple(int(v) for v in lr_size),
+            mean=tuple(float(v) for v in mean),
+            std=tuple(float(v) for v in std),
+            normalize_features=bool(normalize_features),
+        )
+        self.batch_size = max(1, int(batch_size))
+        self.reid_net = self.precision.prepare_model(reid_net.eval())
+        self.predictor = None if predictor is None else self.precision.prepare_model(predictor.eval())
+        self.sr_net = None if sr_net is None else self.sr_precision.prepare_model(sr_net.eval())
+        self._mean = torch.tensor(self.settings.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.settings.std).view(1, 3, 1, 1)
+        self.source: dict = {}  # where the weights came from (a run folder), set by load_pipeline
+
+    # ---- small helpers ----------------------------------------------------------------------
+    @staticmethod
+    def _check_scale_supported(sr_net, scale) -> None:
+        supported = getattr(sr_net, "supported_scales", None)
+        if sr_net is not None and scale is not None and supported is not None:
+            if int(scale) not in {int(s) for s in supported}:
+                raise ConfigError(f"scale {scale}: the SR network supports {sorted(supported)}")
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return self.settings.scales
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.settings.input_size
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> the networks' input normalisation."""
+        return (x - self._mean.to(x.device)) / self._std.to(x.device)
+
+    def _run(self, module: torch.nn.Module, precision: Precision, *args) -> torch.Tensor:
+        """One network call; callers hold ``torch.inference_mode`` (outputs are inference tensors)."""
+        x = precision.prepare_input(args[0])
+        with precision.autocast():
+            out = module(x, *args[1:])
+        if isinstance(out, (tuple, list)):  # a module that also returns logits: features come first
+            out = out[0]
+        return out.float()
+
+    def _embed_batch(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self._run(self.reid_net, self.precision, self.normalize(resize_batch(x, self.input_size)))
+        if self.settings.normalize_features:
+            feats = F.normalize(feats, dim=1)
+        return feats.cpu()
+
+    # ---- public API ------------------------------------------------------------------------
+    def embed_gallery(
+        self,
+        images: Iterable[ImageLike],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """Embed HR gallery images (resized to ``input_size``): ``[N, D]`` float32.
+
+        Images are read lazily, one batch at a time; ``on_progress(n)`` is called after each batch.
+        """
+        images = [images] if isinstance(images, (str, os.PathLike, Image.Image)) else list(images)
+        with torch.inference_mode():
+            feats = self._embed_gallery(images, on_progress)
+        return feats.clone()  # a normal tensor: inference tensors refuse in-place ops outside inference mode
+
+    def _embed_gallery(self, images, on_progress) -> torch.Tensor:
+        out = []
+        for chunk in _chunks(images, self.batch_size):
+            batch = torch.stack([resize_batch(t[None], self.input_size)[0] for t in load_images(chunk)])
+            out.append(self._embed_batch(batch))
+            if on_progress is not None:
+                on_progress(len(chunk))
+        if not out:
+            return torch.empty(0, self.feature_dim())
+        return torch.cat(out)
+
+    def predict_scales(self, images: Iterable[ImageLike]) -> tuple[list[int], torch.Tensor]:
+        """The predictor's choice per LR image: (scales, probabilities ``[N, len(scales)]``)."""
+        tensors = load_images(images)
+        if self.predictor is None:
+            raise ConfigError("this pipeline has no scale predictor (it was built with a fixed scale)")
+        with torch.inference_mode():
+            scales, probs = self._predict_scales(tensors)
+        return scales, probs.clone()
+
+    def _predict_scales(self, tensors: list[torch.Tensor]) -> tuple[list[int], torch.Tensor]:
+        probs = []
+        for chunk in _chunks(tensors, self.batch_size):
+            x = torch.stack([resize_batch(t[None], self.settings.predictor_input_size)[0] for t in chunk])
+            logits = self._run(self.predictor, self.precision, self.normalize(x))
+            probs.append(logits.softmax(dim=1).cpu())
+        probs = torch.cat(probs) if probs else torch.empty(0, len(self.scales))
+        return [self.scales[i] for i in probs.argmax(dim=1).tolist()], probs
+
+    def super_resolve(self, images: torch.Tensor, scale: int) -> torch.Tensor:
+        """SR of a batch ``[B, 3, h, w]`` (values 0..1) at one scale, clamped to [0, 1]."""
+        with torch.inference_mode():
+            out = self._super_resolve(images, scale)
+        return out.clone()
+
+    def _super_resolve(self, images: torch.Tensor, scale: int) -> torch.Tensor:
+        if self.sr_net is None:
+            return images
+        return self._run(self.sr_net, self.sr_precision, images, int(scale)).clamp_(0, 1).cpu()
+
+    def embed_probes(
+        self,
+        images: Iterable[ImageLike],
+        scale: int | str | None = None,
+        return_sr: bool = False,
+    ) -> ProbeFeatures:
+        """Predict a scale per LR probe, super-resolve, embed.
+
+        ``scale``: ``None`` uses the pipeline's setting (``fixed_scale`` if given, else the
+        predictor); ``"auto"`` the predictor; an integer forces that scale for every probe.
+        Probes are grouped by (scale, size) so each SR call is a single batched call at one scale;
+        the result is in input order.
+        """
+        tensors = load_images(images)
+        with torch.inference_mode():
+            features, chosen, sr_out = self._embed_probes(tensors, scale, return_sr)
+        sr_out = None if sr_out is None else [t.clone() for t in sr_out]
+        return ProbeFeatures(features.clone(), chosen, sr_out)
+
+    def _embed_probes(self, tensors, scale, return_sr):
+        if self.settings.lr_size is not None:
+            tensors = [resize_batch(t[None], self.settings.lr_size)[0] for t in tensors]
+        chosen = self._choose_scales(tensors, scale)
+
+        groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
+        for i, (t, s) in enumerate(zip(tensors, chosen)):
+            groups[(s, t.shape[1], t.shape[2])].append(i)
+
+        feats: list[torch.Tensor | None] = [None] * len(tensors)
+        sr_out: list[torch.Tensor | None] = [None] * len(tensors) if return_sr else None
+        pending_idx: list[int] = []  # SR outputs waiting to fill an embedding batch
+        pending: list[torch.Tensor] = []
+
+        def flush():
+            if pending:
+                f = self._embed_batch(torch.cat(pending))
+                for j, i in enumerate(pending_idx):
+                    feats[i] = f[j]
+                pending.clear()
+                pending_idx.clear()
+
+        for (s, _, _), idxs in groups.items():
+            for chunk in _chunks(idxs, self.batch_size):
+                sr = self._super_resolve(torch.stack([tensors[i] for i in chunk]), s)
+                if return_sr:
+                    for j, i in enumerate(chunk):
+                        sr_out[i] = sr[j].clone()
+                pending.append(resize_batch(sr, self.input_size))
+                pending_idx.extend(chunk)
+                if len(pending_idx) >= self.batch_size:
+                    flush()
+        flush()
+        features = torch.stack(feats) if feats else torch.empty(0, self.feature_dim())
+        return features, chosen, sr_out
+
+    def _choose_scales(self, tensors: list[torch.Tensor], scale: int | str | None) -> list[int]:
+        if scale is None:
+            scale = "auto" if self.settings.fixed_scale is None else self.settings.fixed_scale
+        if scale == "auto":
+            if self.predictor is None:
+                raise ConfigError("scale 'auto' needs a scale predictor; this model has none (give a scale)")
+            return self._predict_scales(tensors)[0] if tensors else []
+        try:
+            s = int(scale)
+        except (TypeError, ValueError):
+            raise ConfigError(f"scale {scale!r}: expected 'auto' or an integer scale factor") from None
+        if self.sr_net is not None:
+            self._check_scale_supported(self.sr_net, s)
+        return [s] * len(tensors)
+
+    def feature_dim(self) -> int:
+        """Length of a feature vector (found with one tiny forward pass the first time)."""
+        if not hasattr(self, "_feature_dim"):
+            x = torch.zeros(1, 3, *self.input_size)
+            with torch.inference_mode():
+                self._feature_dim = int(self._run(self.reid_net, self.precision, self.normalize(x)).shape[1])
+        return self._feature_dim
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks by role (absent ones left out)."""
+        out = {"reid_net": self.reid_net, "sr_net": self.sr_net, "predictor": self.predictor}
+        return {k: v for k, v in out.items() if v is not None}

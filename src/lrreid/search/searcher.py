@@ -1,0 +1,167 @@
+"""Query a gallery index with LR probes: predicted scale -> SR -> features -> top-k gallery images."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from lrreid.errors import ImageReadError, IndexMismatchError
+from lrreid.search.index import GalleryIndex
+from lrreid.utils.logging import get_logger
+
+log = get_logger("search")
+
+
+@dataclass
+class Match:
+    """One ranked gallery image."""
+
+    rank: int  # 1 = nearest
+    path: str  # the gallery file (absolute)
+    distance: float  # Euclidean (or 1 - cosine for a cosine index)
+    missing: bool = False  # the file is gone since indexing
+    changed: bool = False  # the file was modified since indexing (its features may be stale)
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "path": self.path, "distance": self.distance,
+                "missing": self.missing, "changed": self.changed}
+
+
+@dataclass
+class SearchResult:
+    """The ranked gallery for one probe, with the scale it was super-resolved at."""
+
+    probe: str  # the probe's path, or "<image N>" for in-memory images
+    scale: int
+    matches: list[Match]
+    probe_image: torch.Tensor | None = field(default=None, repr=False)  # [3, h, w] in [0, 1] (keep_images)
+    sr_image: torch.Tensor | None = field(default=None, repr=False)  # the SR output (keep_images)
+
+    def to_dict(self) -> dict:
+        return {"probe": self.probe, "scale": self.scale, "matches": [m.to_dict() for m in self.matches]}
+
+
+class Searcher:
+    """Search a gallery index (built by ``lrreid index`` / :func:`build_index`) with probe images.
+
+    Args:
+        index_dir: the index folder.
+        model: a run folder / checkpoint path, or an :class:`LRReIDPipeline`; default: the model
+            the index was built with.  Another model raises :class:`IndexMismatchError`.
+        fast: the fast inference path (bf16/fp16 autocast) when loading ``model`` from a path.
+        nprobe, ef_search: search-time settings of an approximate index.
+
+    Example::
+
+        >>> from lrreid import Searcher
+        >>> searcher = Searcher("gallery.lrreid-index", model="runs/demo")
+        >>> for result in searcher.search(["probe1.jpg", np.asarray(pil_image)], k=5):
+        ...     print(result.probe, result.scale, [(m.rank, m.path, round(m.distance, 3)) for m in result.matches])
+    """
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike,
+        model=None,
+        *,
+        fast: bool = True,
+        device: str = "auto",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ):
+        from lrreid.inference.identity import model_identity
+        from lrreid.inference.loading import load_pipeline
+
+        self.index = GalleryIndex.load(index_dir)
+        if model is None:
+            model = self.index.manifest["model"].get("source")
+            if not model:
+                raise IndexMismatchError(
+                    f"{index_dir}: the index does not record where its model came from; pass model=..."
+                )
+        if isinstance(model, (str, os.PathLike)):
+            model = load_pipeline(model, fast=fast, device=device)
+        self.pipeline = model
+        self.index.check_model(model_identity(self.pipeline))
+        self.index.set_params(nprobe=nprobe, efSearch=ef_search)
+        self.missing_seen = 0  # gallery files found missing in results, over all searches
+
+    def search(
+        self,
+        images,
+        k: int = 10,
+        scale: int | str | None = None,
+        *,
+        keep_images: bool = False,
+        bad_images: str = "raise",
+    ) -> list[SearchResult]:
+        """The top-``k`` gallery images for each probe (paths, PIL images, HxWx3 arrays or tensors).
+
+        ``scale``: ``None``/``"auto"`` lets the model's predictor choose, an integer forces it.
+        ``bad_images="skip"`` skips unreadable probes (counted and logged) instead of raising.
+        ``keep_images`` keeps each probe and its SR output on the result (for pictures).
+        """
+        from lrreid.data.imageio import BadImagePolicy
+        from lrreid.inference.pipeline import to_image_tensor
+
+        policy = BadImagePolicy(bad_images)
+        names, tensors = [], []
+        for i, image in enumerate(_as_list(images)):
+            try:
+                tensors.append(to_image_tensor(image))
+                names.append(str(image) if isinstance(image, (str, os.PathLike)) else f"<image {i}>")
+            except ImageReadError as exc:
+                policy.handle(exc)
+        policy.log_summary()
+        self.skipped = dict(policy.skipped)
+        if not tensors:
+            return []
+        feats, scales, sr = self.pipeline.embed_probes(tensors, scale=scale, return_sr=keep_images)
+        distances, rows = self.index.search(feats.numpy(), k)
+        results = []
+        missing = changed = 0
+        for q, name in enumerate(names):
+            matches = []
+            for rank, (d, row) in enumerate(zip(distances[q], rows[q]), start=1):
+                if row < 0:  # an approximate index found fewer than k
+                    continue
+                m = self._match(rank, int(row), float(d))
+                missing += m.missing
+                changed += m.changed
+                matches.append(m)
+            results.append(SearchResult(name, int(scales[q]), matches,
+                                        tensors[q] if keep_images else None, sr[q] if keep_images else None))
+        if missing:
+            log.warning("%d result(s) point to gallery files removed since indexing; re-run 'lrreid index %s'",
+                        missing, self.index.gallery_root)
+        if changed:
+            log.warning("%d result(s) point to gallery files modified since indexing; re-run 'lrreid index %s'",
+                        changed, self.index.gallery_root)
+        self.missing_seen += missing
+        return results
+
+    def _match(self, rank: int, row: int, distance: float) -> Match:
+        entry = self.index.entries[row]
+        path = self.index.gallery_root / entry.path
+        try:
+            st = path.stat()
+            missing, changed = False, (st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns)
+        except OSError:
+            missing, changed = True, False
+        return Match(rank, str(path), distance, missing, changed)
+
+
+def _as_list(images) -> list:
+    if isinstance(images, (str, os.PathLike)) or not isinstance(images, Iterable):
+        return [images]
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 3:
+        return [images]
+    from PIL import Image
+
+    if isinstance(images, Image.Image):
+        return [images]
+    return list(images)

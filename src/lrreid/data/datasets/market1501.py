@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from lrreid.data.datasets import DATASETS
 from lrreid.data.datasets._common import Skips, check_options, finish, list_images, locate

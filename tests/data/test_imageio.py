@@ -280,6 +280,10 @@ def test_policy_skip_counts_by_reason_and_logs_each_file(tmp_path, caplog):
     assert policy.summary() == "skipped 3 unreadable images: empty 1, missing 1, not_an_image 1"
     logged = [r.getMessage() for r in caplog.records if "skipping image" in r.getMessage()]
     assert len(logged) == 3 and any(str(empty) in m for m in logged)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lrreid"):
+        policy.log_summary()
+    assert [r.getMessage() for r in caplog.records] == [policy.summary()]
 
 
 def test_policy_never_swallows_bugs():

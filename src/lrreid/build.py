@@ -90,8 +90,11 @@ def training_records(cfg: RunConfig, splits: Sequence) -> tuple[list, int]:
 
 def build_method(cfg: RunConfig, splits: Sequence) -> Method:
     """The method named by ``cfg.method``, built by its MethodSpec on the training split."""
+    from lrreid.engine.seeding import seed_everything
+
     records, num_classes = training_records(cfg, splits)
     spec = METHODS.get(cfg.method)
+    seed_everything(cfg.seed)  # the run seed also fixes the initial weights
     method = spec.build(cfg, records, num_classes)
     if not isinstance(method, Method):
         raise TypeError(f"MethodSpec {cfg.method!r}.build returned {type(method).__name__}, not a Method")

@@ -207,29 +207,35 @@ def apply_override(raw: dict, item: str) -> None:
     node[parts[-1]] = value
 
 
-def import_plugins(names: Sequence[str]) -> None:
-    """Import modules (``my_pkg.my_method``) or ``.py`` files so they can register methods/datasets."""
+def import_plugins(names: Sequence[str]) -> list[types.ModuleType]:
+    """Import modules (``my_pkg.my_method``) or ``.py`` files so they can register methods/datasets.
+
+    A file is imported once per process (under a name derived from its absolute path), however
+    often it is named.  Returns the modules.
+    """
+    modules = []
     for name in names:
         if name.endswith(".py"):
             path = Path(name).resolve()
             module_name = "lrreid_plugin_" + "".join(c if c.isalnum() else "_" for c in str(path))
-            if module_name in sys.modules:
-                continue
-            if not path.is_file():
-                raise ConfigError(f"imports: file {name!r} not found")
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[module_name]
-                raise
+            if module_name not in sys.modules:
+                if not path.is_file():
+                    raise ConfigError(f"imports: file {name!r} not found")
+                spec = importlib.util.spec_from_file_location(module_name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[module_name]
+                    raise
+            modules.append(sys.modules[module_name])
         else:
             try:
-                importlib.import_module(name)
+                modules.append(importlib.import_module(name))
             except ModuleNotFoundError as exc:
                 raise ConfigError(f"imports: cannot import module {name!r} ({exc})") from None
+    return modules
 
 
 # ------------------------------------------------------------------------------------------------

@@ -317,25 +317,24 @@ class Trainer:
             out = self.model(batch, phase, epoch)
         if "loss" not in out:
             raise KeyError(f"{type(self.method).__name__}.training_step must return a dict with 'loss'")
-        loss = out["loss"]
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-
+        # Reduce the logged values first: a NaN on any rank stops every rank before the weights change.
         names = list(out)
         values = torch.stack([out[k].detach().float().reshape(()) for k in names])
         values = dist_utils.all_reduce_mean(values)  # the logged loss is the mean over processes
         floats = dict(zip(names, values.tolist()))
         if not math.isfinite(floats["loss"]):
             raise TrainingDivergedError(
-                f"loss is {floats['loss']} in phase {phase.name!r}, epoch {epoch}, iteration {self.iteration} "
+                f"loss is {floats['loss']} in phase {phase.name!r}, epoch {epoch}, iteration {self.iteration + 1} "
                 f"(lower the learning rate, or resume from {self.checkpoint_dir}/last)"
             )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out["loss"]).backward()
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return floats
 
     def make_context(self, phase: Phase | None, epoch: int, seed: int | None = None) -> EpochContext:

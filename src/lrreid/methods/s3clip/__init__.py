@@ -1,0 +1,42 @@
+"""S3-CLIP (Endredi and Cserey, arXiv 2601.08807): SwinIR-S in front of a CLIP video re-ID encoder.
+
+``method: s3clip`` in a run config; see docs/s3clip.md and :mod:`lrreid.methods.s3clip.model`.
+Only the config dataclasses are imported here, so loading any config stays cheap; the spec's
+``build`` imports the models (open_clip, SR networks) when a run needs them.
+"""
+from __future__ import annotations
+
+from lrreid.methods.base import METHODS
+from lrreid.methods.s3clip.config import S3ClipConfig
+
+
+class S3ClipSpec:
+    """Builds :class:`~lrreid.methods.s3clip.model.S3ClipMethod` from a run config."""
+
+    config_class = S3ClipConfig
+
+    @staticmethod
+    def build(cfg, train_records, num_classes: int):
+        from lrreid.methods.s3clip.data import pseudo_tracklets
+        from lrreid.methods.s3clip.model import S3ClipMethod
+        from lrreid.models.reid.clip_reid import build_clip_reid_encoders
+        from lrreid.models.sr import build_sr_model
+
+        m, sr_cfg, sampling = cfg.model, cfg.sr, cfg.sampling
+        records = list(train_records)
+        if sampling.pseudo_tracklets:
+            records = pseudo_tracklets(records, sampling.view_map)
+        sr = build_sr_model(sr_cfg.model, weights=sr_cfg.pretrained, **sr_cfg.args)
+        image_encoder, text_encoder = build_clip_reid_encoders(
+            m.clip, image_size=tuple(cfg.data.input_size), pretrained=m.pretrained,
+            adapter_dim=m.adapter_dim, adapter_layers=m.adapter_layers, temporal_adapter=m.temporal_adapter,
+            temporal_kernel=m.temporal_kernel, pooling=m.pooling,
+        )
+        return S3ClipMethod(sr=sr, image_encoder=image_encoder, text_encoder=text_encoder, train_records=records,
+                            num_classes=num_classes, config=cfg.method_config, input_size=tuple(cfg.data.input_size),
+                            seed=cfg.seed, sr_name=sr_cfg.model, clip_name=m.clip if isinstance(m.clip, str) else "custom")
+
+
+METHODS.register("s3clip")(S3ClipSpec)
+
+__all__ = ["S3ClipSpec", "S3ClipConfig"]

@@ -28,6 +28,7 @@ from lrreid.methods import METHODS, EvalReport, Method, Phase
 
 FEATURE_DIM = 8
 KILL_ENV = "LRREID_TOY_KILL_AT"  # "phase:epoch": SIGKILL at the start of that epoch (after the previous checkpoint)
+KILL_IN_WRITE_ENV = "LRREID_TOY_KILL_IN_WRITE"  # checkpoint stem: SIGKILL after its tensor file, before its JSON
 
 
 # ------------------------------------------------------------------------------------------------
@@ -102,6 +103,26 @@ def _install_stand_ins() -> None:
 
 
 _install_stand_ins()
+
+
+def _install_write_killer() -> None:
+    """With LRREID_TOY_KILL_IN_WRITE=<stem>, die between writing <stem>.safetensors and <stem>.json."""
+    stem = os.environ.get(KILL_IN_WRITE_ENV)
+    if not stem:
+        return
+    from lrreid.engine import checkpoint as ckpt_io
+
+    original = ckpt_io.atomic_write_json
+
+    def write_or_die(target, obj):
+        if os.path.basename(str(target)) == f"{stem}.json":
+            os.kill(os.getpid(), signal.SIGKILL)
+        original(target, obj)
+
+    ckpt_io.atomic_write_json = write_or_die
+
+
+_install_write_killer()
 
 
 # ------------------------------------------------------------------------------------------------

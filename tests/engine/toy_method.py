@@ -29,6 +29,7 @@ from lrreid.methods import METHODS, EvalReport, Method, Phase
 FEATURE_DIM = 8
 KILL_ENV = "LRREID_TOY_KILL_AT"  # "phase:epoch": SIGKILL at the start of that epoch (after the previous checkpoint)
 KILL_IN_WRITE_ENV = "LRREID_TOY_KILL_IN_WRITE"  # checkpoint stem: SIGKILL after its tensor file, before its JSON
+DUMP_ENV = "LRREID_TOY_DUMP_DIR"  # folder: every rank saves its weights at the start of every epoch
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,6 +185,11 @@ class ToyMethod(Method):
 
     def on_epoch_start(self, phase, epoch, ctx):
         self.sample_weights = 0.5 + torch.rand(len(self.pids), generator=ctx.generator)
+        if os.environ.get(DUMP_ENV):
+            from safetensors.torch import save_file
+
+            state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+            save_file(state, os.path.join(os.environ[DUMP_ENV], f"rank{ctx.rank}-{phase.name}-{epoch}.safetensors"))
         if os.environ.get(KILL_ENV) == f"{phase.name}:{epoch}":
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -367,6 +367,7 @@ class Trainer:
         if max(sums) - min(sums) > 1e-6 * max(1.0, abs(sums[0])):
             raise RuntimeError(f"DDP ranks ended with different weights (checksums {sums})")
         self.rank_checksums = sums
+        log.info("all %d processes hold identical weights (checksum %.10g)", len(sums), sums[0])
 
 
 def run_evaluation(method: Method, splits: Iterable, ctx: EpochContext):

@@ -1,0 +1,103 @@
+"""`lrreid train` / `lrreid evaluate`: a run end to end, and one-line errors with exit status 2."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lrreid.cli import main
+
+TOY_FILE = str(Path(__file__).resolve().parents[1] / "engine" / "toy_method.py")
+
+
+def toy_yaml(tmp_path: Path, run: Path, method: str = "toy") -> Path:
+    path = tmp_path / f"{method}.yaml"
+    path.write_text(yaml.safe_dump({
+        "method": method, "imports": [TOY_FILE], "seed": 0,
+        "data": {"dataset": "toy_points", "protocol": "genuine", "num_splits": 2},
+        "train": {"batch_size": 8, "num_instances": 2, "output_dir": str(run), "progress": False, "tensorboard": False},
+        "schedule": {"warmup_epochs": 1, "joint_epochs": 1},
+    }))
+    return path
+
+
+def cli(*argv: str) -> int:
+    try:
+        main(list(argv))
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def error_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    return [line for line in err.splitlines() if line.startswith("error:")], err
+
+
+def test_train_then_evaluate_writes_the_report(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli("train", str(toy_yaml(tmp_path, tmp_path / "ignored")), "--output", str(run)) == 0
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last").is_file()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["train"]["output_dir"] == str(run)  # --output is recorded in the resolved config
+
+    assert cli("evaluate", str(run), "eval.splits=[1]") == 0
+    out = capsys.readouterr().out
+    assert "toy rank-1" in out and "rank1" in out
+    report = json.loads((run / "eval.json").read_text())
+    assert report["rows"][0]["name"] == "toy" and 0.0 <= report["rows"][0]["metrics"]["rank1"] <= 1.0
+    assert (run / "eval.md").read_text().startswith("## toy rank-1")
+
+    # evaluating one checkpoint file, into another folder
+    out_dir = tmp_path / "elsewhere"
+    assert cli("evaluate", str(run / "checkpoints" / "p0-warmup-e001.safetensors"), "--output", str(out_dir)) == 0
+    assert (out_dir / "eval.md").is_file()
+
+
+def test_resume_finishes_and_a_fresh_start_is_refused(tmp_path, capsys):
+    cfg = toy_yaml(tmp_path, tmp_path / "run")
+    assert cli("train", str(cfg), "schedule.joint_epochs=0") == 0
+    assert cli("train", str(cfg)) == 2
+    errors, _ = error_lines(capsys)
+    assert len(errors) == 1 and "already has checkpoints; pass --resume" in errors[0]
+    assert cli("train", str(cfg), "--resume") == 0  # continues with the joint phase
+    assert (tmp_path / "run" / "checkpoints" / "p1-joint-e001.json").is_file()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "{tmp}/missing.yaml"], "error: config file '{tmp}/missing.yaml' not found"),
+    (["train", "{cfg}", "train.batchsize=4"], "error: unknown config key 'train.batchsize' (did you mean 'train.batch_size'?)"),
+    (["train", "{cfg}", "train.batch_size=abc"], "error: config key 'train.batch_size' = 'abc': expected int"),
+    (["train", "{cfg}", "nonsense"], "error: override 'nonsense' is not KEY=VALUE (e.g. train.batch_size=8)"),
+    (["evaluate", "{tmp}/no-run"], "error: checkpoint '{tmp}/no-run' not found"),
+])
+def test_user_mistakes_give_one_error_line_and_status_2(tmp_path, capsys, argv, expected):
+    cfg = toy_yaml(tmp_path, tmp_path / "run")
+    argv = [a.format(tmp=tmp_path, cfg=cfg) for a in argv]
+    assert cli(*argv) == 2
+    errors, err = error_lines(capsys)
+    assert errors == [expected.format(tmp=tmp_path)], err
+    assert "Traceback" not in err
+
+
+def test_checkpoint_of_another_method_or_architecture(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli("train", str(toy_yaml(tmp_path, run)), "schedule.joint_epochs=0") == 0
+    capsys.readouterr()
+
+    assert cli("train", str(toy_yaml(tmp_path, run, method="toy_b")), "--resume") == 2
+    errors, _ = error_lines(capsys)
+    assert errors == [f"error: {run}/checkpoints/p0-warmup-e001.json: checkpoint of method 'toy', this run uses 'toy_b'"]
+
+    assert cli("evaluate", str(run), "model.hidden=7") == 2
+    errors, _ = error_lines(capsys)
+    assert len(errors) == 1 and "different architecture: 'encoder.weight' has shape [6, 8] in the checkpoint, [7, 8]" in errors[0]
+
+
+def test_console_entry_point_exit_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lrreid.cli", "train", str(tmp_path / "nope.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: config file '{tmp_path / 'nope.yaml'}' not found"]

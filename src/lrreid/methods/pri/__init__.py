@@ -1,0 +1,78 @@
+"""PRI: Prediction, Recovery and Identification (Han et al., ECCV 2020) -- adaptive SR scale prediction.
+
+``method: pri`` in a run config.  The sections and their defaults are in
+:mod:`lrreid.methods.pri.config`; docs/pri.md describes the method as built.
+
+Example::
+
+    cfg = load_config("configs/pri_caviar_cpu.yaml")
+    splits = build_splits(cfg)
+    method = build_method(cfg, splits)          # a PRIMethod
+    build_trainer(cfg, method, splits).train()
+"""
+from __future__ import annotations
+
+from lrreid.methods.base import METHODS
+from lrreid.methods.pri.config import PRIConfig
+from lrreid.methods.pri.model import PRIMethod
+
+__all__ = ["PRIConfig", "PRIMethod", "PRISpec", "build_pri"]
+
+
+def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
+    """Build the three networks and the training triplets from a run config (see PRISpec)."""
+    from lrreid.errors import ConfigError
+    from lrreid.methods.pri.data import TripletDataset, mean_area, median_size, split_by_resolution
+    from lrreid.models.predictor import ScalePredictor
+    from lrreid.models.reid import ReIDNet
+    from lrreid.models.sr import build_sr_model
+
+    m, trip = cfg.model, cfg.triplets
+    res = split_by_resolution(train_records, trip.lr_cameras, trip.size_sample)
+    lr_size = tuple(trip.lr_size) if trip.lr_size else median_size(res.lr, trip.size_sample)
+    hr_records = res.hr
+    hr_size = tuple(trip.hr_size) if trip.hr_size else median_size(hr_records, trip.size_sample)
+    hr_area = mean_area(hr_records, trip.size_sample)
+    dataset = TripletDataset(res.lr, res.hr_by_pid, lr_size=lr_size, hr_size=hr_size, flip=trip.flip)
+
+    predictor_backbone = m.predictor_backbone or m.backbone
+    predictor_pretrained = m.pretrained if m.predictor_pretrained == "same" else m.predictor_pretrained
+    reid_net = ReIDNet(m.backbone, num_classes=num_classes, feat_dim=m.feat_dim, pretrained=m.pretrained)
+    predictor = ScalePredictor(predictor_backbone, num_scales=len(m.scales), feat_dim=m.predictor_feat_dim,
+                               pretrained=predictor_pretrained)
+    try:
+        sr_net = build_sr_model(m.sr, weights=m.sr_weights, **m.sr_args)
+    except TypeError as exc:
+        raise ConfigError(f"model.sr_args {m.sr_args} do not fit SR model {m.sr!r} ({exc})") from None
+    description = {"sr": m.sr, "backbone": m.backbone, "predictor_backbone": predictor_backbone}
+    method = PRIMethod(
+        sr_net=sr_net, reid_net=reid_net, scale_predictor=predictor, scales=m.scales,
+        input_size=cfg.data.input_size, train_dataset=dataset, num_lr_images=len(dataset),
+        hr_mean_area=hr_area, loss=cfg.loss, schedule=cfg.schedule, inference=cfg.inference,
+        train_paths=[r.path for r in train_records], description=description,
+    )
+    method.training_summary = {
+        "lr_images": len(res.lr), "hr_images": len(hr_records), "identities": len(res.hr_by_pid),
+        "lr_size": list(lr_size), "hr_size": list(hr_size), "lr_cameras": res.lr_cameras, "skipped": res.skipped,
+    }
+    from lrreid.utils.logging import get_logger
+
+    get_logger("methods.pri").info(
+        "PRI training triplets: %d LR images x_l (canvas %dx%d), %d HR images x_h (canvas %dx%d), %d identities%s",
+        len(res.lr), lr_size[0], lr_size[1], len(hr_records), hr_size[0], hr_size[1], len(res.hr_by_pid),
+        "".join(f"; skipped {c} {k}" for k, c in res.skipped.items()),
+    )
+    return method
+
+
+class PRISpec:
+    """How ``method: pri`` is validated and built (lrreid.methods.base.MethodSpec)."""
+
+    config_class = PRIConfig
+
+    @staticmethod
+    def build(cfg, train_records, num_classes: int) -> PRIMethod:
+        return build_pri(cfg, train_records, num_classes)
+
+
+METHODS.register("pri")(PRISpec)

@@ -1,0 +1,127 @@
+"""PRI's own config sections (``model``, ``loss``, ``schedule``, ``triplets``, ``inference``).
+
+Defaults are the paper's (Han et al., ECCV 2020, Sec. 4.1): ResNet-50 for P and F, Meta-RDN for G,
+scales {1, 2, 3, 4}, alpha 1, beta 0.01, phi 10, lambda 1, gamma 1, omega 1, Adam (0.9, 0.999) with
+learning rates 0.01 (backbones) / 0.1 (added layers), decayed tenfold after pre-training.  A YAML
+file only lists what differs; ``lrreid.config`` rejects unknown keys and wrong types.
+
+Every ablation of the paper is one setting:
+
+==========================  =====================================
+ablation (paper)            setting
+==========================  =====================================
+one-hot instead of soft     ``loss.soft_labels: false``
+update frequency omega      ``loss.omega`` (0: random per epoch)
+regulatory factor gamma     ``loss.gamma`` (odd, or 0)
+no pre-training             ``schedule.pretrain_epochs: 0``
+only pre-training           ``schedule.joint_epochs: 0``
+remove L_sr/L_id/L_tri/L_p  ``loss.sr_weight/alpha/beta/lambda_p: 0``
+==========================  =====================================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lrreid.methods.pri.soft_labels import check_gamma
+
+
+@dataclass
+class PRIModelConfig:
+    """The three networks: re-ID module F, scale predictor P, SR module G."""
+
+    backbone: str = "resnet50"  # F's backbone (lrreid.models.backbones)
+    pretrained: str | None = "timm"  # F's backbone weights: null (random) | "timm" | a file path
+    feat_dim: int = 512  # F's feature size after the 1x1 reduction
+    predictor_backbone: str | None = None  # P's backbone; null = same as F's
+    predictor_pretrained: str | None = "same"  # "same" = as ``pretrained``; null | "timm" | path
+    predictor_feat_dim: int = 512
+    sr: str = "metasr_rdn"  # G: metasr_rdn | carn_m | bicubic | swinir_s (lrreid.models.build_sr_model)
+    sr_args: dict[str, Any] = field(default_factory=lambda: {"G0": 64, "D": 16, "C": 8, "G": 64})
+    sr_weights: str | None = None  # a weight file for G (lrreid.models.weights.load_weights)
+    scales: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # the N alternative scale factors
+
+    def __post_init__(self):
+        if len(self.scales) < 2 or sorted(set(self.scales)) != list(self.scales) or min(self.scales) < 1:
+            raise ValueError(f"model.scales must be >= 2 distinct increasing integers >= 1, got {self.scales}")
+        if self.feat_dim < 1 or self.predictor_feat_dim < 1:
+            raise ValueError("model.feat_dim and model.predictor_feat_dim must be >= 1")
+
+
+@dataclass
+class PRILossConfig:
+    """L = sr_weight * L_sr + alpha * L_id + beta * L_tri + lambda_p * L_p (Eq. 6); a weight of 0 removes a loss."""
+
+    sr_weight: float = 1.0  # L_sr, L1 between G_{r_sl}(x_sl) and x_h (Eq. 2)
+    alpha: float = 1.0  # L_id, identity cross-entropy on x_rp, x_sl, x_h
+    beta: float = 0.01  # L_tri, batch-hard triplet loss
+    margin: float = 10.0  # phi, the triplet margin (on raw, unnormalised features)
+    lambda_p: float = 1.0  # L_p, soft cross-entropy of P against the dynamic soft labels (Eq. 4)
+    gamma: int = 1  # regulatory factor of Eq. 3 (odd, or 0 = uniform labels)
+    omega: int = 1  # soft labels re-measured every omega joint epochs; 0 = random decision per epoch
+    soft_labels: bool = True  # false: one-hot labels at the best scale (the paper's ablation)
+    label_smoothing: float = 0.0  # of L_id (the paper uses none)
+    hard_mining: bool = True  # batch-hard triplets (false: all valid triplets)
+
+    def __post_init__(self):
+        check_gamma(self.gamma)
+        if self.omega < 0:
+            raise ValueError(f"loss.omega must be >= 0, got {self.omega}")
+        for name in ("sr_weight", "alpha", "beta", "lambda_p"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class PRIScheduleConfig:
+    """Pre-training (T1 epochs, no L_p, random scales) then joint training (T2 epochs)."""
+
+    pretrain_epochs: int = 20  # T1
+    joint_epochs: int = 60  # T2
+    lr_backbone: float = 0.01  # backbones of F and P (paper)
+    lr_head: float = 0.1  # layers added on top of the backbones (paper)
+    lr_sr: float = 1e-4  # G (the paper does not say; 1e-4 is Meta-SR/RDN's own Adam rate)
+    joint_lr_factor: float = 0.1  # learning rates are multiplied by this after pre-training (paper: 0.1)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 0  # linear warm-up at the start of each phase (0: none, as the paper)
+
+    def __post_init__(self):
+        if self.pretrain_epochs < 0 or self.joint_epochs < 0:
+            raise ValueError("schedule.pretrain_epochs and schedule.joint_epochs must be >= 0")
+        if self.pretrain_epochs + self.joint_epochs == 0:
+            raise ValueError("schedule: pretrain_epochs + joint_epochs is 0, nothing to train")
+
+
+@dataclass
+class PRITripletsConfig:
+    """How training triplets {x_h, x_l, x_sl} are made from the training records."""
+
+    lr_cameras: list[int] | None = None  # cameras whose images are x_l; null = auto (see docs/pri.md)
+    lr_size: tuple[int, int] | None = None  # (h, w) canvas x_l is resized to for batching; null = median LR size
+    hr_size: tuple[int, int] | None = None  # (h, w) canvas of x_h (the SR target); null = median HR size
+    flip: bool = True  # flip x_h and x_l (and so x_sl) together with probability 0.5
+    size_sample: int = 2000  # at most this many image headers are read to measure median sizes
+
+
+@dataclass
+class PRIInferenceConfig:
+    """Evaluation of the scale predictors (PRI.md Table 2) and picture options."""
+
+    size_rule: Literal["sqrt", "ratio"] = "sqrt"  # size-based predictor: nearest scale to sqrt(R/r) or to R/r
+    min_probe_side: int = 4  # probes with a shorter side (px) are too small to super-resolve
+    small_probes: Literal["error", "skip"] = "error"  # what to do with them: stop with one line, or skip and count
+    overlapping_splits: Literal["skip", "error", "keep"] = "skip"  # splits whose test images were training images
+    batch_size: int = 64
+    predictors: list[str] = field(default_factory=lambda: ["fixed", "size", "ideal", "adaptive"])
+
+
+@dataclass
+class PRIConfig:
+    """All PRI sections, as they appear at the top level of a run config."""
+
+    model: PRIModelConfig = field(default_factory=PRIModelConfig)
+    loss: PRILossConfig = field(default_factory=PRILossConfig)
+    schedule: PRIScheduleConfig = field(default_factory=PRIScheduleConfig)
+    triplets: PRITripletsConfig = field(default_factory=PRITripletsConfig)
+    inference: PRIInferenceConfig = field(default_factory=PRIInferenceConfig)

@@ -1,0 +1,193 @@
+"""PRI's training triplets {x_h, x_l, x_sl} and the image helpers of its evaluation.
+
+Which training images are low-resolution (x_l) and which are high-resolution (x_h):
+
+* ``lr_cameras`` given: images of those cameras are LR, all others HR;
+* else, if any record has ``scale > 1`` (an MLR dataset, or the synthetic far camera): those are LR;
+* else (a genuine LR dataset such as CAVIAR, whose files carry no scale): the camera whose images
+  have the smallest median area is the LR camera.
+
+One item per training LR image: ``x_l`` resized to a fixed LR canvas (default the median LR
+training size) so that images of different sizes batch together, and ``x_h`` a random HR image of
+the same person resized to the HR canvas (default the median HR training size); both flipped
+together.  ``x_sl`` is made from ``x_h`` in the training step, because its scale is drawn per
+batch.  Identities with images from only one side (only LR or only HR) cannot form a triplet: they
+are skipped, counted and logged.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lrreid.data.degradations import bicubic_resize
+from lrreid.data.imageio import image_size, read_image
+from lrreid.data.records import Record
+from lrreid.errors import ProtocolError
+from lrreid.utils.logging import get_logger
+
+log = get_logger("methods.pri")
+
+
+def pil_to_tensor(img) -> torch.Tensor:
+    """PIL RGB image -> float tensor (3, H, W) in [0, 1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def load_image(path: str, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Read an image as a (3, H, W) float tensor, resized (antialiased bicubic) to ``size`` if given."""
+    img = read_image(path)
+    if size is not None:
+        img = bicubic_resize(img, size)
+    return pil_to_tensor(img)
+
+
+def record_hw(record: Record) -> tuple[int, int]:
+    """(height, width) of a record's image from its header."""
+    w, h = image_size(record.path)
+    return h, w
+
+
+def _sample(records: Sequence[Record], limit: int, seed: int = 0) -> list[Record]:
+    if len(records) <= limit:
+        return list(records)
+    idx = np.random.default_rng(seed).choice(len(records), size=limit, replace=False)
+    return [records[i] for i in sorted(idx)]
+
+
+def median_size(records: Sequence[Record], limit: int = 2000) -> tuple[int, int]:
+    """Median (h, w) of the records' images (read from at most ``limit`` headers)."""
+    sizes = [record_hw(r) for r in _sample(records, limit)]
+    return int(round(statistics.median(h for h, _ in sizes))), int(round(statistics.median(w for _, w in sizes)))
+
+
+def mean_area(records: Sequence[Record], limit: int = 2000) -> float:
+    """Mean h*w of the records' images: R of the size-based predictor (PRI.md Table 2)."""
+    sizes = [record_hw(r) for r in _sample(records, limit)]
+    return float(np.mean([h * w for h, w in sizes]))
+
+
+@dataclass
+class ResolutionSplit:
+    """Training records divided into LR (x_l candidates) and HR (x_h candidates) by identity."""
+
+    lr: list[Record]
+    hr_by_pid: dict[int, list[Record]]
+    lr_cameras: list[int] | None  # the cameras found or given as LR (None: decided by scale)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def hr(self) -> list[Record]:
+        return [r for recs in self.hr_by_pid.values() for r in recs]
+
+
+def split_by_resolution(
+    records: Sequence[Record], lr_cameras: Sequence[int] | None = None, size_sample: int = 2000
+) -> ResolutionSplit:
+    """Divide training records into LR and HR images (rules in the module docstring).
+
+    Example::
+
+        res = split_by_resolution(train_records)          # auto
+        len(res.lr), sorted(res.hr_by_pid)[:3]
+    """
+    records = list(records)
+    if not records:
+        raise ProtocolError("PRI: no training records")
+    if lr_cameras is not None:
+        is_lr = [r.camid in set(lr_cameras) for r in records]
+        found = list(lr_cameras)
+    elif any(r.scale > 1 for r in records):
+        is_lr = [r.scale > 1 for r in records]
+        found = None
+    else:
+        by_cam: dict[int, list[Record]] = defaultdict(list)
+        for r in records:
+            by_cam[r.camid].append(r)
+        if len(by_cam) < 2:
+            raise ProtocolError(
+                f"PRI: all training images come from camera {records[0].camid} and none is down-sampled "
+                "(scale > 1): cannot tell LR from HR images (set triplets.lr_cameras)"
+            )
+        areas = {cam: float(np.prod(median_size(recs, max(50, size_sample // len(by_cam))))) for cam, recs in by_cam.items()}
+        lr_cam = min(areas, key=areas.get)
+        log.info("PRI: camera %s has the smallest images (median area %.0f px) and gives the LR images x_l", lr_cam, areas[lr_cam])
+        is_lr = [r.camid == lr_cam for r in records]
+        found = [lr_cam]
+    lr_by_pid: dict[int, list[Record]] = defaultdict(list)
+    hr_by_pid: dict[int, list[Record]] = defaultdict(list)
+    for r, low in zip(records, is_lr):
+        (lr_by_pid if low else hr_by_pid)[r.pid].append(r)
+    only_lr = sorted(set(lr_by_pid) - set(hr_by_pid))
+    only_hr = sorted(set(hr_by_pid) - set(lr_by_pid))
+    skipped = {}
+    if only_lr:
+        skipped["identities with LR images only"] = len(only_lr)
+    if only_hr:
+        skipped["identities with HR images only"] = len(only_hr)
+    for reason, count in skipped.items():
+        log.warning("PRI: skipping %d training %s (a triplet needs both)", count, reason)
+    both = sorted(set(lr_by_pid) & set(hr_by_pid))
+    if not both:
+        raise ProtocolError("PRI: no training identity has both LR and HR images, so no triplet {x_h, x_l, x_sl} can be formed")
+    lr = [r for pid in both for r in lr_by_pid[pid]]
+    return ResolutionSplit(lr=lr, hr_by_pid={pid: hr_by_pid[pid] for pid in both}, lr_cameras=found, skipped=skipped)
+
+
+class TripletDataset(torch.utils.data.Dataset):
+    """One item per training LR image: ``{"x_l", "x_h", "pid", "lr_index"}``.
+
+    ``x_h`` is a random HR image of the same person (a new draw each time the item is read, from
+    torch's global generator, which the engine seeds per epoch); ``lr_index`` indexes the soft-label
+    table.  Decoded, resized images are cached in memory as uint8 when ``cache`` is set.
+
+    Example::
+
+        ds = TripletDataset(res.lr, res.hr_by_pid, lr_size=(57, 26), hr_size=(92, 37))
+        item = ds[0]; item["x_l"].shape   # torch.Size([3, 57, 26])
+    """
+
+    def __init__(
+        self,
+        lr_records: Sequence[Record],
+        hr_by_pid: dict[int, Sequence[Record]],
+        lr_size: tuple[int, int],
+        hr_size: tuple[int, int],
+        flip: bool = True,
+        cache: bool = True,
+    ):
+        self.lr_records = list(lr_records)
+        self.hr_by_pid = {int(k): list(v) for k, v in hr_by_pid.items()}
+        missing = {r.pid for r in self.lr_records} - set(self.hr_by_pid)
+        if missing:
+            raise ProtocolError(f"PRI: identities {sorted(missing)[:5]} have LR images but no HR image")
+        self.lr_size, self.hr_size = tuple(lr_size), tuple(hr_size)
+        self.flip = flip
+        self.pids = [int(r.pid) for r in self.lr_records]  # read by the engine's identity sampler
+        self._cache: dict[tuple[str, tuple[int, int]], torch.Tensor] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.lr_records)
+
+    def _image(self, path: str, size: tuple[int, int]) -> torch.Tensor:
+        if self._cache is None:
+            return load_image(path, size)
+        key = (path, size)
+        if key not in self._cache:
+            self._cache[key] = (load_image(path, size) * 255.0).round_().to(torch.uint8)
+        return self._cache[key].float().div_(255.0)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.lr_records[index]
+        candidates = self.hr_by_pid[int(record.pid)]
+        hr_record = candidates[int(torch.randint(len(candidates), ()))]
+        x_l = self._image(record.path, self.lr_size)
+        x_h = self._image(hr_record.path, self.hr_size)
+        if self.flip and bool(torch.rand(()) < 0.5):
+            x_l, x_h = x_l.flip(-1), x_h.flip(-1)
+        return {"x_l": x_l, "x_h": x_h, "pid": int(record.pid), "lr_index": index}

@@ -1,0 +1,291 @@
+"""PRI's evaluation: the scale-factor predictors of PRI.md Table 2, side by side, for one model.
+
+For every probe (an LR query image, at its own size) and every alternative scale ``r``, the probe
+is super-resolved by ``G_r``, resized to F's input and embedded once; gallery images are embedded
+directly.  Each predictor then only chooses, per probe, which of those features to rank with:
+
+* ``fixed xr``: the same scale for every probe;
+* ``size-based``: the scale nearest to ``sqrt(R / r)`` where ``R`` is the mean area (h*w) of the
+  HR training images and ``r`` the probe's area (``inference.size_rule: ratio`` uses the literal
+  ``R / r`` of the paper's wording; the square root turns an area ratio into a side ratio, which is
+  what a scale factor is);
+* ``ideal``: per probe, the scale that ranks its first true match highest (ties: the higher AP,
+  then the smaller scale) -- the upper bound for G and F as trained;
+* ``adaptive (P)``: ``argmax P(x_l)``, PRI's predictor.
+
+Rank-1/5/10 and mAP per split, then mean and std over the splits (lrreid.evaluation.summarize).
+Splits whose test images were used for training (a model trained on split 0, evaluated on split 3
+of a random-split protocol) are skipped and counted by default (``inference.overlapping_splits``).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lrreid.errors import ImageReadError, ProtocolError
+from lrreid.evaluation import RankResult, evaluate_rank, summarize
+from lrreid.methods.base import EpochContext, EvalReport
+from lrreid.methods.pri.data import load_image
+from lrreid.utils.logging import get_logger
+
+log = get_logger("methods.pri")
+
+METRICS = ("Rank-1", "Rank-5", "Rank-10", "mAP")
+TOPK = 10  # gallery neighbours kept per probe and scale, for the pictures
+
+
+def size_based_choice(probe_areas: np.ndarray, hr_mean_area: float, scales: Sequence[int], rule: str = "sqrt") -> np.ndarray:
+    """Index into ``scales`` of the size-based predictor for each probe area.
+
+    >>> size_based_choice(np.array([100.0, 25.0]), 400.0, [1, 2, 3, 4])     # sqrt(4)=2, sqrt(16)=4
+    array([1, 3])
+    >>> size_based_choice(np.array([100.0]), 400.0, [1, 2, 3, 4], rule="ratio")  # 400/100 = 4
+    array([3])
+    """
+    ratio = hr_mean_area / np.maximum(np.asarray(probe_areas, dtype=np.float64), 1.0)
+    target = np.sqrt(ratio) if rule == "sqrt" else ratio
+    scales_arr = np.asarray(scales, dtype=np.float64)
+    # argmin picks the smaller scale when the target sits exactly between two.
+    return np.abs(target[:, None] - scales_arr[None, :]).argmin(axis=1)
+
+
+def first_match_rank_and_ap(dist: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: 1-based rank of its first true match and its AP, under the usual protocol.
+
+    Gallery entries of the query's identity AND camera are removed first (as in
+    lrreid.evaluation.evaluate_rank); a query without a true match gets rank ``inf`` and AP 0.
+    Ties are broken in gallery order (stable sort), as evaluate_rank does.
+    """
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    order = np.argsort(dist, axis=1, kind="stable")
+    ranks = np.full(len(dist), np.inf)
+    aps = np.zeros(len(dist))
+    for i in range(len(dist)):
+        gp, gc = g_pids[order[i]], g_camids[order[i]]
+        keep = ~((gp == q_pids[i]) & (gc == q_camids[i]))
+        match = (gp[keep] == q_pids[i])
+        if not match.any():
+            continue
+        hits = np.flatnonzero(match)
+        ranks[i] = hits[0] + 1
+        aps[i] = float(np.mean((np.arange(len(hits)) + 1) / (hits + 1)))
+    return ranks, aps
+
+
+def ideal_choice(ranks: np.ndarray, aps: np.ndarray) -> np.ndarray:
+    """Per probe, the scale index with the best first-match rank, ties broken by higher AP, then smaller scale.
+
+    ``ranks`` and ``aps`` are ``[num_scales, num_probes]``.
+
+    >>> ideal_choice(np.array([[2., 1.], [1., 1.]]), np.array([[.5, .4], [.9, .6]]))
+    array([1, 1])
+    """
+    num_scales = ranks.shape[0]
+    # Lexicographic: rank ascending, AP descending, scale index ascending.
+    key = ranks * 4.0 - aps * 2.0 + np.arange(num_scales)[:, None] * 1e-9
+    return key.argmin(axis=0)
+
+
+@dataclass
+class SplitDetail:
+    """What one split's evaluation saw, kept for pictures and inspection."""
+
+    name: str
+    query: list
+    gallery: list
+    probs: np.ndarray  # [Q, N] P's probabilities
+    choices: dict[str, np.ndarray]  # predictor -> [Q] scale index
+    topk: np.ndarray  # [N, Q, TOPK] gallery indices nearest to each probe at each scale
+    skipped_probes: int = 0
+
+
+@dataclass
+class PRIEvaluation:
+    """Table 2 over several splits: per predictor, one RankResult per split."""
+
+    scales: list[int]
+    results: dict[str, list[RankResult]] = field(default_factory=lambda: defaultdict(list))
+    details: list[SplitDetail] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """predictor -> metric -> (mean, std) in percent (ranks beyond the gallery size left out)."""
+        out = {}
+        for name, res in self.results.items():
+            longest = min(len(r.cmc) for r in res)
+            out[name] = summarize(res, ranks=tuple(k for k in (1, 5, 10) if k <= longest))
+        return out
+
+    def report(self) -> EvalReport:
+        n = len(self.details)
+        report = EvalReport(f"PRI scale-factor predictors (Table 2), {n} split{'s' if n != 1 else ''}")
+        for name, summary in self.summary().items():
+            shown = [m for m in METRICS if m in summary]
+            report.add(name, {m: summary[m][0] / 100.0 for m in shown}, std={m: summary[m][1] / 100.0 for m in shown})
+        hist = self.predicted_scale_histogram()
+        if hist:
+            report.notes.append("adaptive (P) picked " + ", ".join(f"x{s}: {c}" for s, c in hist.items()) + " probes")
+        report.notes.extend(self.notes)
+        return report
+
+    def predicted_scale_histogram(self, predictor: str = "adaptive (P)") -> dict[int, int]:
+        counts = {s: 0 for s in self.scales}
+        for d in self.details:
+            if predictor in d.choices:
+                for k in d.choices[predictor]:
+                    counts[self.scales[int(k)]] += 1
+        return counts if any(counts.values()) else {}
+
+
+def _bucket_by_size(images: list[torch.Tensor]) -> dict[tuple[int, int], list[int]]:
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, img in enumerate(images):
+        buckets[tuple(img.shape[-2:])].append(i)
+    return buckets
+
+
+def _batches(indices: list[int], size: int):
+    for start in range(0, len(indices), size):
+        yield indices[start:start + size]
+
+
+def embed_gallery(method, records, ctx: EpochContext, batch_size: int) -> torch.Tensor:
+    """F's features of gallery images (each resized straight to F's input)."""
+    feats = []
+    paths = [r.path for r in records]
+    progress = ctx.progress(range(0, len(paths), batch_size), total=(len(paths) + batch_size - 1) // batch_size, desc="gallery")
+    for start in progress:
+        batch = torch.stack([load_image(p, method.input_size) for p in paths[start:start + batch_size]])
+        feats.append(method.embed(batch.to(ctx.device)).cpu())
+    return torch.cat(feats)
+
+
+def _probe_too_small(method, h: int, w: int) -> str | None:
+    limit = max(int(method.inference.min_probe_side), int(getattr(method.sr_net, "min_input_size", 1) or 1))
+    if min(h, w) < limit:
+        return f"{w}x{h} px, below the minimum side of {limit} px (inference.min_probe_side / the SR network's limit)"
+    return None
+
+
+def load_probes(method, records) -> tuple[list, list[torch.Tensor], int]:
+    """Probe images at their own size; too-small ones raise or are skipped (``inference.small_probes``)."""
+    kept, images, skipped = [], [], 0
+    for r in records:
+        img = load_image(r.path)
+        problem = _probe_too_small(method, img.shape[-2], img.shape[-1])
+        if problem is not None:
+            if method.inference.small_probes == "error":
+                raise ImageReadError(f"{r.path}: probe is {problem}; set inference.small_probes=skip to skip such probes")
+            skipped += 1
+            continue
+        kept.append(r)
+        images.append(img)
+    if skipped:
+        log.warning("PRI: skipped %d probe(s) smaller than the minimum side", skipped)
+    return kept, images, skipped
+
+
+@torch.no_grad()
+def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext, batch_size: int):
+    """``(feats [N, Q, D], probs [Q, N])``: every probe embedded once per scale, plus P's probabilities."""
+    num_scales = len(method.scales)
+    feats: list[list[torch.Tensor | None]] = [[None] * len(images) for _ in range(num_scales)]
+    probs: list[torch.Tensor | None] = [None] * len(images)
+    groups = [chunk for idx in _bucket_by_size(images).values() for chunk in _batches(idx, batch_size)]
+    for chunk in ctx.progress(groups, total=len(groups), desc="probes x scales"):
+        x = torch.stack([images[i] for i in chunk]).to(ctx.device)
+        p = method.predict_scales(x).cpu()
+        for j, i in enumerate(chunk):
+            probs[i] = p[j]
+        for k, s in enumerate(method.scales):
+            f = method.embed(method.super_resolve(x, s)).cpu()
+            for j, i in enumerate(chunk):
+                feats[k][i] = f[j]
+    return torch.stack([torch.stack(per_scale) for per_scale in feats]), torch.stack(probs)
+
+
+def _overlaps_training(method, split) -> bool:
+    if not method.train_paths:
+        return False
+    return any(r.path in method.train_paths for r in list(split.query) + list(split.gallery))
+
+
+@torch.no_grad()
+def evaluate_predictors(method, splits: Sequence, ctx: EpochContext) -> PRIEvaluation:
+    """Run Table 2 on ``splits`` (each with ``name``, ``query`` and ``gallery`` records)."""
+    cfg = method.inference
+    scales = list(method.scales)
+    result = PRIEvaluation(scales)
+    was_training = method.training
+    method.eval()
+    try:
+        overlapping = []
+        for split in splits:
+            if _overlaps_training(method, split):
+                if cfg.overlapping_splits == "error":
+                    raise ProtocolError(
+                        f"split {split.name!r}: its test images were training images of this model "
+                        "(evaluate the split it was trained on, or set inference.overlapping_splits)"
+                    )
+                if cfg.overlapping_splits == "skip":
+                    overlapping.append(split.name)
+                    continue
+            _evaluate_split(method, split, ctx, result)
+        if overlapping:
+            result.notes.append(
+                f"skipped {len(overlapping)} split(s) whose test identities were training identities of this model "
+                f"({', '.join(str(n) for n in overlapping[:5])}{'...' if len(overlapping) > 5 else ''}); "
+                "see docs/pri.md for the 10-split protocol"
+            )
+            log.warning("PRI: %s", result.notes[-1])
+        if not result.details:
+            raise ProtocolError("PRI evaluation: no split left to evaluate (all overlap the training data?)")
+    finally:
+        method.train(was_training)
+    skipped = sum(d.skipped_probes for d in result.details)
+    if skipped:
+        result.notes.append(f"skipped {skipped} probe(s) smaller than {cfg.min_probe_side} px on a side")
+    return result
+
+
+def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> None:
+    cfg = method.inference
+    batch_size = max(1, int(getattr(ctx, "batch_size", 0) or cfg.batch_size))
+    gallery = list(split.gallery)
+    query, images, skipped = load_probes(method, list(split.query))
+    if not query:
+        raise ProtocolError(f"split {split.name!r}: no probe left to evaluate")
+    g_feats = embed_gallery(method, gallery, ctx, batch_size)
+    q_feats, probs = embed_probes_at_scales(method, images, ctx, batch_size)
+    q_pids = np.array([r.pid for r in query]); q_cams = np.array([r.camid for r in query])
+    g_pids = np.array([r.pid for r in gallery]); g_cams = np.array([r.camid for r in gallery])
+
+    dists = torch.stack([torch.cdist(q_feats[k], g_feats) for k in range(len(method.scales))]).numpy()  # [N, Q, G]
+    ranks_aps = [first_match_rank_and_ap(d, q_pids, g_pids, q_cams, g_cams) for d in dists]
+    ranks = np.stack([r for r, _ in ranks_aps]); aps = np.stack([a for _, a in ranks_aps])
+    areas = np.array([img.shape[-2] * img.shape[-1] for img in images], dtype=np.float64)
+
+    choices: dict[str, np.ndarray] = {}
+    wanted = set(cfg.predictors)
+    if "fixed" in wanted:
+        for k, s in enumerate(method.scales):
+            choices[f"fixed x{s}"] = np.full(len(query), k)
+    if "size" in wanted:
+        choices["size-based"] = size_based_choice(areas, float(method.hr_mean_area), method.scales, cfg.size_rule)
+    if "ideal" in wanted:
+        choices["ideal"] = ideal_choice(ranks, aps)
+    if "adaptive" in wanted:
+        choices["adaptive (P)"] = probs.argmax(dim=1).numpy()
+
+    rows = np.arange(len(query))
+    for name, choice in choices.items():
+        dist = dists[choice, rows]
+        result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=min(50, len(gallery))))
+    k = min(TOPK, len(gallery))
+    topk = np.argsort(dists, axis=2, kind="stable")[:, :, :k]
+    result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, skipped))

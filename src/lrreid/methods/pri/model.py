@@ -1,0 +1,326 @@
+"""The PRI method (Han et al., ECCV 2020): predictor P, SR module G and re-ID module F trained together.
+
+Training step (joint phase), for a batch of triplets {x_h, x_l, x_sl}::
+
+    r_sl ~ scales (one per batch)      x_sl = bicubic_downsample(x_h, r_sl)
+    L_sr  = |G_{r_sl}(x_sl) - x_h|_1                                   (Eq. 2)
+    p     = softmax(P(x_l))            r_p = argmax p                   (Eq. 1)
+    x_rp  = G_{r_p}(x_l)               (per image, its own predicted scale)
+    L_id  = CE(F(x_rp), F(G(x_sl)), F(x_h))     L_tri = batch-hard triplet on the same features
+    l     = dynamic soft label of x_l  (Eq. 3; re-measured every omega epochs, without gradient)
+    L_p   = -sum l log p                                                 (Eq. 4; updates P only)
+    L     = L_sr + alpha L_id + beta L_tri + lambda L_p                  (Eq. 6)
+
+Pre-training is the same without P and L_p: x_l is super-resolved by one random scale per batch.
+Every image F or P sees is first resized to ``input_size`` (bilinear, antialiased when shrinking)
+and normalised with the ImageNet mean/std.  The choices the paper leaves open are listed in
+docs/pri.md with the setting that changes each.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lrreid import losses
+from lrreid.data.degradations import bicubic_downsample
+from lrreid.errors import ConfigError
+from lrreid.methods.base import EpochContext, EvalReport, Method, Phase
+from lrreid.methods.pri.config import PRIInferenceConfig, PRILossConfig, PRIScheduleConfig
+from lrreid.methods.pri.soft_labels import SoftLabelTable, one_hot_labels, scale_factor_metric, should_refresh
+from lrreid.utils.logging import get_logger
+
+log = get_logger("methods.pri")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+PRETRAIN, JOINT = "pretrain", "joint"
+
+
+def resize_for_net(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize a batch to ``size`` (h, w) for a backbone: bilinear, antialiased when shrinking."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+class eval_mode:
+    """Context manager: a module in eval mode inside the block, its previous mode restored after."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __enter__(self):
+        self.was_training = self.module.training
+        self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc):
+        self.module.train(self.was_training)
+        return False
+
+
+class PRIMethod(Method):
+    """PRI as an lrreid method: sub-modules ``sr_net`` (G), ``reid_net`` (F), ``scale_predictor`` (P).
+
+    Built by :class:`~lrreid.methods.pri.PRISpec` from a run config; the constructor takes the
+    three networks and plain settings so tests can build it from tiny parts.
+
+    Inference API (also used by search/export)::
+
+        probs = method.predict_scales(lr_images)        # [B, N]
+        sr = method.super_resolve(lr_images, 2)         # G_2(x)
+        feats = method.embed(images)                    # F's retrieval features
+    """
+
+    name = "pri"
+
+    def __init__(
+        self,
+        *,
+        sr_net: nn.Module,
+        reid_net: nn.Module,
+        scale_predictor: nn.Module,
+        scales: Sequence[int],
+        input_size: Sequence[int],
+        train_dataset: torch.utils.data.Dataset | None,
+        num_lr_images: int,
+        hr_mean_area: float,
+        loss: PRILossConfig | None = None,
+        schedule: PRIScheduleConfig | None = None,
+        inference: PRIInferenceConfig | None = None,
+        train_paths: Sequence[str] = (),
+        description: dict | None = None,
+    ):
+        super().__init__()
+        self.sr_net = sr_net
+        self.reid_net = reid_net
+        self.scale_predictor = scale_predictor
+        self.scales = [int(s) for s in scales]
+        if getattr(scale_predictor, "num_scales", len(self.scales)) != len(self.scales):
+            raise ConfigError(
+                f"scale predictor has {scale_predictor.num_scales} classes but model.scales has {len(self.scales)}"
+            )
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self._train_dataset = train_dataset
+        self.loss_cfg = loss or PRILossConfig()
+        self.schedule = schedule or PRIScheduleConfig()
+        self.inference = inference or PRIInferenceConfig()
+        self.soft_labels = SoftLabelTable(num_lr_images, len(self.scales))
+        self.train_paths = frozenset(str(p) for p in train_paths)
+        self.description = dict(description or {})
+        # R of the size-based predictor: mean area (h*w) of the HR training images; a buffer so the
+        # checkpoint carries it and `lrreid evaluate` does not need to re-read the training images.
+        self.register_buffer("hr_mean_area", torch.tensor(float(hr_mean_area), dtype=torch.float64))
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self._refresh_epoch = False
+        for s in self.scales:
+            self._check_sr_scale(s)
+        self.last_evaluation = None  # detailed result of the last evaluate() (for pictures)
+
+    # ------------------------------------------------------------------------------------------ G, F, P
+    def _sr_supports(self, scale: int) -> bool:
+        allowed = getattr(self.sr_net, "supported_scales", None)
+        return allowed is None or any(abs(float(scale) - float(a)) < 1e-9 for a in allowed)
+
+    def _check_sr_scale(self, scale: int) -> None:
+        if scale != 1 and not self._sr_supports(scale):
+            allowed = ", ".join(f"x{a:g}" for a in self.sr_net.supported_scales)
+            raise ConfigError(
+                f"model.scales contains {scale} but SR model {getattr(self.sr_net, 'name', type(self.sr_net).__name__)!r} "
+                f"does {allowed} only"
+            )
+
+    def super_resolve(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        """G_scale(x); scale 1 is the identity for SR networks that have no x1 (e.g. CARN-M)."""
+        if scale == 1 and not self._sr_supports(1):
+            return x
+        return self.sr_net(x, scale)
+
+    def net_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] of any size -> F/P's input: resized to ``input_size`` and normalised."""
+        x = resize_for_net(x, self.input_size)
+        return (x - self.pixel_mean.to(x.dtype)) / self.pixel_std.to(x.dtype)
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """F's retrieval features (after the BN-neck, eval mode) of images in [0, 1], any size."""
+        with eval_mode(self.reid_net):
+            return self.reid_net(self.net_input(images)).float()
+
+    @torch.no_grad()
+    def predict_scales(self, lr_images: torch.Tensor) -> torch.Tensor:
+        """P's probabilities ``[B, N]`` over ``self.scales`` for LR images in [0, 1]."""
+        with eval_mode(self.scale_predictor):
+            return self.scale_predictor(self.net_input(lr_images)).float().softmax(dim=1)
+
+    def signature(self) -> dict:
+        return {"scales": list(self.scales), "input_size": list(self.input_size), **self.description}
+
+    # ------------------------------------------------------------------------------------------ schedule
+    def phases(self) -> list[Phase]:
+        out = []
+        if self.schedule.pretrain_epochs > 0:
+            out.append(Phase(PRETRAIN, self.schedule.pretrain_epochs, trainable=("sr_net", "reid_net")))
+        if self.schedule.joint_epochs > 0:
+            out.append(Phase(JOINT, self.schedule.joint_epochs, trainable=("sr_net", "reid_net", "scale_predictor")))
+        return out
+
+    def param_groups(self, phase: Phase) -> list[dict]:
+        """Backbones at ``lr_backbone``, added layers at ``lr_head``, G at ``lr_sr``; x joint_lr_factor in the joint phase."""
+        factor = self.schedule.joint_lr_factor if phase.name == JOINT else 1.0
+        sched = self.schedule
+        groups: list[dict] = []
+
+        def add(name: str, params, lr: float) -> None:
+            params = [p for p in params if p.requires_grad]
+            if params:
+                groups.append({"params": params, "lr": lr * factor, "name": name})
+
+        if "sr_net" in phase.trainable:
+            add("sr_net", self.sr_net.parameters(), sched.lr_sr)
+        for attr in ("reid_net", "scale_predictor"):
+            if attr not in phase.trainable:
+                continue
+            module = getattr(self, attr)
+            if hasattr(module, "backbone_parameters"):
+                add(f"{attr}.backbone", module.backbone_parameters(), sched.lr_backbone)
+                add(f"{attr}.head", module.head_parameters(), sched.lr_head)
+            else:
+                add(attr, module.parameters(), sched.lr_head)
+        return groups
+
+    def make_optimizer(self, phase: Phase) -> torch.optim.Optimizer:
+        groups = self.param_groups(phase)
+        if not groups:
+            raise ConfigError(f"PRI phase {phase.name!r} has nothing to train")
+        return torch.optim.Adam(groups, betas=tuple(self.schedule.betas), weight_decay=self.schedule.weight_decay)
+
+    def make_scheduler(self, phase: Phase, optimizer: torch.optim.Optimizer):
+        warm = self.schedule.warmup_epochs
+        if warm <= 0:
+            return None
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: min(1.0, (e + 1) / (warm + 1)))
+
+    def train_dataset(self, phase: Phase) -> torch.utils.data.Dataset:
+        if self._train_dataset is None:
+            raise ConfigError("this PRI model was built without training data")
+        return self._train_dataset
+
+    def on_epoch_start(self, phase: Phase, epoch: int, ctx: EpochContext) -> None:
+        self._refresh_epoch = False
+        if phase.name != JOINT or self.loss_cfg.lambda_p <= 0:
+            return
+        self._refresh_epoch = should_refresh(epoch, self.loss_cfg.omega, ctx.rng)
+        if self._refresh_epoch:
+            self.soft_labels.refresh_count += 1
+            ctx.logger.debug("PRI: re-measuring dynamic soft labels in joint epoch %d", epoch + 1)
+
+    # ------------------------------------------------------------------------------------------ step
+    def training_step(self, batch: dict, phase: Phase, epoch: int) -> dict[str, torch.Tensor]:
+        cfg = self.loss_cfg
+        x_l, x_h, pids = batch["x_l"], batch["x_h"], batch["pid"].long()
+        out: dict[str, torch.Tensor] = {}
+        zero = x_h.new_zeros(())
+
+        # L_sr: G recovers x_h from its own bicubic down-sampling x_sl (Eq. 2).
+        sr_scales = [s for s in self.scales if self._sr_supports(s)] or self.scales
+        r_sl = sr_scales[int(torch.randint(len(sr_scales), ()))]
+        x_sl = bicubic_downsample(x_h, r_sl)
+        sr_sl = self.super_resolve(x_sl, r_sl)
+        loss_sr = zero
+        if cfg.sr_weight > 0 and sr_sl.requires_grad:
+            target = x_h if sr_sl.shape[-2:] == x_h.shape[-2:] else resize_for_net(x_h, sr_sl.shape[-2:])
+            loss_sr = losses.l1_loss(sr_sl, target)
+
+        loss_p = zero
+        if phase.name == JOINT:
+            x_rp_net, loss_p, pred_idx = self._joint_lr_branch(x_l, x_h, batch["lr_index"])
+            scale_values = torch.tensor(self.scales, dtype=torch.float32, device=pred_idx.device)
+            out["pred_scale"] = scale_values[pred_idx].mean()  # mean predicted scale, for the log
+        else:
+            r = self.scales[int(torch.randint(len(self.scales), ()))]
+            x_rp_net = self.net_input(self.super_resolve(x_l, r))
+
+        # L_id and L_tri on F(x_rp), F(G(x_sl)), F(x_h).
+        loss_id = loss_tri = zero
+        if cfg.alpha > 0 or cfg.beta > 0:
+            images = torch.cat([x_rp_net, self.net_input(sr_sl), self.net_input(x_h)])
+            feats, logits = self.reid_net(images)
+            targets = pids.repeat(3)
+            if cfg.alpha > 0:
+                loss_id = losses.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
+            if cfg.beta > 0:
+                loss_tri = losses.triplet_loss(feats, targets, margin=cfg.margin, hard_mining=cfg.hard_mining)
+
+        total = cfg.sr_weight * loss_sr + cfg.alpha * loss_id + cfg.beta * loss_tri
+        if phase.name == JOINT:
+            total = total + cfg.lambda_p * loss_p
+        out.update({"loss": total, "sr": loss_sr.detach(), "id": loss_id.detach(), "tri": loss_tri.detach()})
+        if phase.name == JOINT:
+            out["p"] = loss_p.detach()
+        return out
+
+    def _joint_lr_branch(self, x_l: torch.Tensor, x_h: torch.Tensor, lr_index: torch.Tensor):
+        """F's input of x_rp = G_{r_p}(x_l) with r_p from P; the soft labels (measured if due); L_p."""
+        cfg = self.loss_cfg
+        # P's input is the data x_l itself: L_p's graph holds no part of G or F.
+        logits = self.scale_predictor(self.net_input(x_l.detach()))
+        pred_idx = logits.detach().argmax(dim=1)
+        use_labels = cfg.lambda_p > 0
+        measured = self.soft_labels.lookup(lr_index)[1] if use_labels else None
+        measure = use_labels and (self._refresh_epoch or not bool(measured.all()))
+
+        if measure:
+            # Every scale is needed for the metric; x_rp is picked from the same outputs.
+            outputs = [self.super_resolve(x_l, s) for s in self.scales]
+            labels = self.measure_soft_labels([o.detach() for o in outputs], x_h)
+            update = torch.ones_like(measured) if self._refresh_epoch else ~measured
+            self.soft_labels.update(lr_index.cpu()[update], labels.cpu()[update])
+            x_rp_net = torch.cat([self.net_input(outputs[int(k)][i:i + 1]) for i, k in enumerate(pred_idx)])
+        else:
+            x_rp_net = torch.empty(len(x_l), 3, *self.input_size, device=x_l.device, dtype=x_l.dtype)
+            for k in pred_idx.unique().tolist():
+                rows = (pred_idx == k).nonzero().flatten()
+                x_rp_net[rows] = self.net_input(self.super_resolve(x_l[rows], self.scales[k])).to(x_rp_net.dtype)
+
+        loss_p = x_l.new_zeros(())
+        if use_labels:
+            target = self.soft_labels.lookup(lr_index)[0].to(logits.device)
+            if not cfg.soft_labels:
+                target = one_hot_labels(target)
+            loss_p = losses.soft_cross_entropy(logits, target)
+        return x_rp_net, loss_p, pred_idx
+
+    @torch.no_grad()
+    def measure_soft_labels(self, sr_outputs: Sequence[torch.Tensor], x_h: torch.Tensor) -> torch.Tensor:
+        """Eq. 3 for a batch: distances of F(G_ri(x_l)) to F(x_h) in F's retrieval space (eval mode)."""
+        with eval_mode(self.reid_net):
+            anchor = self.reid_net(self.net_input(x_h)).float()
+            dists = torch.stack(
+                [(self.reid_net(self.net_input(o)).float() - anchor).norm(dim=1) for o in sr_outputs], dim=1
+            )
+        return scale_factor_metric(dists, self.loss_cfg.gamma)
+
+    # ------------------------------------------------------------------------------------------ state
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return self.soft_labels.state()
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.soft_labels.load_state(state)
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def evaluate(self, splits, ctx: EpochContext) -> EvalReport:
+        """PRI.md Table 2 on ``splits``: fixed x1..xN, size-based, ideal and adaptive predictors."""
+        from lrreid.methods.pri.evaluate import evaluate_predictors
+
+        result = evaluate_predictors(self, splits, ctx)
+        self.last_evaluation = result
+        return result.report()
+

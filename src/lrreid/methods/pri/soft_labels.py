@@ -1,0 +1,116 @@
+"""PRI's scale-factor metric and dynamic soft labels (Han et al., ECCV 2020, Sec. 3.4).
+
+For an LR image ``x_l`` super-resolved by each alternative scale ``r_i``, ``d_i`` is the Euclidean
+distance between the re-ID feature of ``G_{r_i}(x_l)`` and that of an HR image of the same person.
+Eq. 3 turns the distances into a label over the scales::
+
+    l = softmax((mean(d) - d) ** gamma)
+
+``gamma`` is odd so that a scale closer than average to the HR anchor keeps a positive score (an
+odd power keeps the sign); ``gamma = 0`` gives the uniform label (the paper's degenerate case).
+The labels are stored per training LR image in :class:`SoftLabelTable` and refreshed every
+``omega`` epochs (:func:`should_refresh`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lrreid.errors import ConfigError
+
+
+def check_gamma(gamma: int) -> int:
+    """Return ``gamma`` if it is 0 or a positive odd integer, else raise ConfigError."""
+    if isinstance(gamma, bool) or not isinstance(gamma, int) or gamma < 0 or (gamma > 0 and gamma % 2 == 0):
+        raise ConfigError(f"loss.gamma must be 0 or a positive odd integer (1, 3, ...), got {gamma!r}")
+    return gamma
+
+
+def scale_factor_metric(distances: torch.Tensor, gamma: int = 1) -> torch.Tensor:
+    """Eq. 3: soft labels ``[B, N]`` from feature distances ``[B, N]`` to the HR anchor.
+
+    Example::
+
+        >>> scale_factor_metric(torch.tensor([[1.0, 2.0, 3.0]]), gamma=1)
+        tensor([[0.6652, 0.2447, 0.0900]])
+    """
+    check_gamma(gamma)
+    centred = distances.mean(dim=1, keepdim=True) - distances
+    # torch.pow with an integer exponent keeps the sign of negative bases for odd gamma.
+    return torch.pow(centred, gamma).softmax(dim=1)
+
+
+def one_hot_labels(soft: torch.Tensor) -> torch.Tensor:
+    """The one-hot ablation: 1 at the scale with the largest soft-label probability."""
+    return torch.nn.functional.one_hot(soft.argmax(dim=1), soft.shape[1]).to(soft.dtype)
+
+
+def should_refresh(epoch_in_phase: int, omega: int, rng: np.random.Generator) -> bool:
+    """Whether the soft labels are re-measured in this joint-training epoch.
+
+    ``omega >= 1``: every ``omega`` epochs, starting with the first (epochs 0, omega, 2*omega, ...).
+    ``omega == 0``: a fair coin per epoch, as in the paper's ablation (``rng`` makes it reproducible).
+    Images never measured yet are always measured when first seen, whatever this says.
+    """
+    if omega < 0:
+        raise ConfigError(f"loss.omega must be >= 0, got {omega}")
+    if omega == 0:
+        return bool(rng.random() < 0.5)
+    return epoch_in_phase % omega == 0
+
+
+class SoftLabelTable:
+    """One soft label per training LR image, plus whether it has been measured yet.
+
+    Kept as two tensors so that the method can put them in its checkpoint (``extra_state``).
+
+    Example::
+
+        table = SoftLabelTable(num_images=10, num_scales=4)
+        table.update(torch.tensor([3]), torch.tensor([[0.1, 0.6, 0.2, 0.1]]))
+        labels, known = table.lookup(torch.tensor([3, 4]))   # known == [True, False]
+    """
+
+    def __init__(self, num_images: int, num_scales: int):
+        self.labels = torch.full((num_images, num_scales), 1.0 / num_scales)
+        self.measured = torch.zeros(num_images, dtype=torch.bool)
+        self.refresh_count = torch.zeros((), dtype=torch.int64)  # how many epochs re-measured labels
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    @property
+    def num_scales(self) -> int:
+        return self.labels.shape[1]
+
+    def update(self, indices: torch.Tensor, labels: torch.Tensor) -> None:
+        indices = indices.cpu()
+        self.labels[indices] = labels.detach().float().cpu()
+        self.measured[indices] = True
+
+    def lookup(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = indices.cpu()
+        return self.labels[indices].clone(), self.measured[indices].clone()
+
+    def state(self, prefix: str = "soft_labels") -> dict[str, torch.Tensor]:
+        return {
+            f"{prefix}.labels": self.labels.clone(),
+            f"{prefix}.measured": self.measured.clone(),
+            f"{prefix}.refresh_count": self.refresh_count.clone(),
+        }
+
+    def load_state(self, state: dict[str, torch.Tensor], prefix: str = "soft_labels") -> None:
+        from lrreid.errors import CheckpointError
+
+        labels = state.get(f"{prefix}.labels")
+        if labels is None:
+            raise CheckpointError(f"checkpoint has no '{prefix}.labels' (not a PRI checkpoint?)")
+        if tuple(labels.shape) != tuple(self.labels.shape):
+            raise CheckpointError(
+                f"checkpoint soft-label table is {tuple(labels.shape)} (images x scales), "
+                f"this run needs {tuple(self.labels.shape)}: other training data or scale set"
+            )
+        self.labels = labels.float().clone()
+        self.measured = state[f"{prefix}.measured"].bool().clone()
+        if f"{prefix}.refresh_count" in state:
+            self.refresh_count = state[f"{prefix}.refresh_count"].clone()

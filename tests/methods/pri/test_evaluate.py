@@ -1,0 +1,150 @@
+"""Table 2 of PRI: the fixed, size-based, ideal and adaptive scale predictors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lrreid.data.records import ImageRecord
+from lrreid.errors import ImageReadError, ProtocolError
+from lrreid.evaluation import evaluate_rank
+from lrreid.methods.pri.config import PRIInferenceConfig
+from lrreid.methods.pri.evaluate import (
+    evaluate_predictors,
+    first_match_rank_and_ap,
+    ideal_choice,
+    size_based_choice,
+)
+
+
+@dataclass
+class Split:
+    name: str
+    train: list
+    query: list
+    gallery: list
+
+
+def test_size_based_uses_the_side_ratio_by_default():
+    hr_area = 128 * 64
+    # probes 2x, 3x and 4x smaller per side
+    areas = np.array([64 * 32, 43 * 21, 32 * 16], dtype=float)
+    assert size_based_choice(areas, hr_area, [1, 2, 3, 4]).tolist() == [1, 2, 3]
+    # the literal area ratio R / r (4, 9, 16) saturates at the largest scale
+    assert size_based_choice(areas, hr_area, [1, 2, 3, 4], rule="ratio").tolist() == [3, 3, 3]
+    # a probe as large as the HR images keeps x1
+    assert size_based_choice(np.array([float(hr_area)]), hr_area, [1, 2, 3, 4]).tolist() == [0]
+
+
+def test_rank_and_ap_agree_with_evaluate_rank():
+    rng = np.random.default_rng(0)
+    dist = rng.random((12, 20))
+    q_pids, g_pids = rng.integers(0, 6, 12), np.arange(20) % 6
+    q_cams, g_cams = np.zeros(12, int), np.ones(20, int)
+    ranks, aps = first_match_rank_and_ap(dist, q_pids, g_pids, q_cams, g_cams)
+    ref = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=20)
+    assert ref.rank(1) == pytest.approx(np.mean(ranks == 1))
+    assert ref.rank(5) == pytest.approx(np.mean(ranks <= 5))
+    assert ref.mAP == pytest.approx(aps.mean())
+
+
+def test_ideal_is_at_least_as_good_as_every_fixed_scale():
+    rng = np.random.default_rng(1)
+    num_scales, q, g = 4, 30, 15
+    q_pids, g_pids = np.arange(q) % g, np.arange(g)
+    q_cams, g_cams = np.zeros(q, int), np.ones(g, int)
+    dists = rng.random((num_scales, q, g))
+    # make each scale good for a different third of the probes
+    for k in range(num_scales):
+        rows = np.arange(q)[np.arange(q) % num_scales == k]
+        dists[k, rows, q_pids[rows]] = 0.0
+    ranks_aps = [first_match_rank_and_ap(d, q_pids, g_pids, q_cams, g_cams) for d in dists]
+    choice = ideal_choice(np.stack([r for r, _ in ranks_aps]), np.stack([a for _, a in ranks_aps]))
+    ideal = evaluate_rank(dists[choice, np.arange(q)], q_pids, g_pids, q_cams, g_cams, max_rank=g)
+    assert ideal.rank(1) == 1.0
+    for k in range(num_scales):
+        fixed = evaluate_rank(dists[k], q_pids, g_pids, q_cams, g_cams, max_rank=g)
+        assert np.all(ideal.cmc >= fixed.cmc - 1e-12)
+        assert ideal.rank(1) > fixed.rank(1)
+
+
+def test_ideal_breaks_rank_ties_by_ap():
+    ranks = np.array([[1.0], [1.0]])
+    aps = np.array([[0.6], [0.9]])
+    assert ideal_choice(ranks, aps).tolist() == [1]
+
+
+def _write(path, hw, colour):
+    img = Image.new("RGB", (hw[1], hw[0]), colour)
+    img.save(path)
+    return str(path)
+
+
+def _toy_split(tmp_path, num_ids=10, probe_hw=(8, 4), name="0"):
+    rng = np.random.default_rng(0)
+    query, gallery = [], []
+    for pid in range(num_ids):
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        gallery.append(ImageRecord(_write(tmp_path / f"g{name}_{pid}.png", (32, 16), colour), pid, 0))
+        query.append(ImageRecord(_write(tmp_path / f"q{name}_{pid}.png", probe_hw, colour), pid, 1))
+    return Split(name, [], query, gallery)
+
+
+def _ctx():
+    from lrreid.methods.base import EpochContext
+
+    return EpochContext(device=torch.device("cpu"), batch_size=8)
+
+
+@pytest.fixture
+def m(shared_tiny_pri):
+    method = shared_tiny_pri
+    method.inference = PRIInferenceConfig()
+    method.train_paths = frozenset()
+    return method
+
+
+def test_table2_rows_on_a_toy_split(m, tmp_path):
+    split = _toy_split(tmp_path)
+    result = evaluate_predictors(m, [split], _ctx())
+    report = result.report()
+    names = [r.name for r in report.rows]
+    assert names == ["fixed x1", "fixed x2", "fixed x3", "fixed x4", "size-based", "ideal", "adaptive (P)"]
+    for row in report.rows:
+        assert set(row.metrics) == {"Rank-1", "Rank-5", "Rank-10", "mAP"}
+        assert all(0.0 <= v <= 1.0 for v in row.metrics.values())
+    best_fixed = max(r.metrics["Rank-1"] for r in report.rows if r.name.startswith("fixed"))
+    assert report.rows[names.index("ideal")].metrics["Rank-1"] >= best_fixed
+    # every probe was embedded at every scale once
+    detail = result.details[0]
+    assert detail.topk.shape == (4, 10, 10) and detail.probs.shape == (10, 4)
+    # a 8x4 probe against 32x16 HR images: sqrt(512 / 32) = 4 -> x4
+    assert set(detail.choices["size-based"].tolist()) == {3}
+    assert m.training  # evaluation restores the mode
+
+
+def test_too_small_probes_error_or_are_skipped(m, tmp_path):
+    split = _toy_split(tmp_path, probe_hw=(8, 4))
+    small = ImageRecord(_write(tmp_path / "tiny.png", (3, 2), (9, 9, 9)), 0, 1)
+    split.query.append(small)
+    with pytest.raises(ImageReadError, match="tiny.png: probe is 2x3 px, below the minimum side of 4 px"):
+        evaluate_predictors(m, [split], _ctx())
+    m.inference = PRIInferenceConfig(small_probes="skip")
+    result = evaluate_predictors(m, [split], _ctx())
+    assert result.details[0].skipped_probes == 1 and len(result.details[0].query) == 10
+    assert any("skipped 1 probe" in n for n in result.report().notes)
+
+
+def test_splits_that_contain_training_images_are_skipped(m, tmp_path):
+    clean = _toy_split(tmp_path, name="0")
+    leaking = _toy_split(tmp_path, name="1")
+    m.train_paths = frozenset(r.path for r in leaking.gallery[:3])
+    result = evaluate_predictors(m, [clean, leaking], _ctx())
+    assert [d.name for d in result.details] == ["0"]
+    assert any("skipped 1 split" in n for n in result.notes)
+    m.inference.overlapping_splits = "error"
+    with pytest.raises(ProtocolError, match="split '1'"):
+        evaluate_predictors(m, [clean, leaking], _ctx())

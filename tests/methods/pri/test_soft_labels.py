@@ -1,0 +1,87 @@
+"""PRI's scale-factor metric (Eq. 3), the soft-label table and the omega refresh schedule."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lrreid.errors import CheckpointError, ConfigError
+from lrreid.methods.pri.soft_labels import (
+    SoftLabelTable,
+    check_gamma,
+    one_hot_labels,
+    scale_factor_metric,
+    should_refresh,
+)
+
+
+def _softmax(values):
+    e = [math.exp(v) for v in values]
+    return [v / sum(e) for v in e]
+
+
+def test_eq3_gamma_1_by_hand():
+    # d = (1, 2, 6): mean 3, mean - d = (2, 1, -3)
+    labels = scale_factor_metric(torch.tensor([[1.0, 2.0, 6.0]]), gamma=1)
+    torch.testing.assert_close(labels[0], torch.tensor(_softmax([2.0, 1.0, -3.0])))
+
+
+def test_eq3_gamma_3_keeps_the_sign():
+    # (2, 1, -3) ** 3 = (8, 1, -27): the farther-than-average scale gets a negative score
+    labels = scale_factor_metric(torch.tensor([[1.0, 2.0, 6.0]]), gamma=3)
+    torch.testing.assert_close(labels[0], torch.tensor(_softmax([8.0, 1.0, -27.0])))
+    assert labels[0, 2] < 1e-10  # an even power would have made it the most probable
+
+
+def test_closest_scale_gets_the_highest_probability():
+    d = torch.tensor([[3.0, 0.5, 2.0, 4.0], [1.0, 1.1, 1.2, 0.9]])
+    for gamma in (1, 3):
+        labels = scale_factor_metric(d, gamma)
+        assert labels.argmax(1).tolist() == [1, 3]
+        torch.testing.assert_close(labels.sum(1), torch.ones(2))
+
+
+def test_gamma_zero_is_uniform_and_even_gamma_is_refused():
+    torch.testing.assert_close(scale_factor_metric(torch.tensor([[1.0, 5.0]]), 0), torch.tensor([[0.5, 0.5]]))
+    for bad in (2, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="gamma"):
+            check_gamma(bad)
+
+
+def test_one_hot_labels():
+    assert one_hot_labels(torch.tensor([[0.1, 0.6, 0.3]])).tolist() == [[0.0, 1.0, 0.0]]
+
+
+def test_refresh_every_omega_epochs():
+    rng = np.random.default_rng(0)
+    assert [should_refresh(e, 1, rng) for e in range(4)] == [True] * 4
+    assert [should_refresh(e, 3, rng) for e in range(7)] == [True, False, False, True, False, False, True]
+
+
+def test_omega_zero_is_a_seeded_coin_per_epoch():
+    draws = [should_refresh(e, 0, np.random.default_rng(seed)) for seed in range(40) for e in (0,)]
+    assert 5 < sum(draws) < 35  # both outcomes happen
+    again = [should_refresh(0, 0, np.random.default_rng(seed)) for seed in range(40)]
+    assert draws == again  # reproducible from the engine's seeded rng
+    with pytest.raises(ConfigError, match="omega"):
+        should_refresh(0, -1, np.random.default_rng(0))
+
+
+def test_table_update_lookup_and_checkpoint_round_trip():
+    table = SoftLabelTable(num_images=5, num_scales=4)
+    labels, known = table.lookup(torch.tensor([0, 3]))
+    assert not known.any() and torch.allclose(labels, torch.full((2, 4), 0.25))
+    table.update(torch.tensor([3]), torch.tensor([[0.1, 0.6, 0.2, 0.1]]))
+    labels, known = table.lookup(torch.tensor([3, 4]))
+    assert known.tolist() == [True, False] and labels[0].tolist() == pytest.approx([0.1, 0.6, 0.2, 0.1])
+
+    other = SoftLabelTable(5, 4)
+    other.load_state(table.state())
+    assert torch.equal(other.labels, table.labels) and torch.equal(other.measured, table.measured)
+
+    with pytest.raises(CheckpointError, match="scale set"):
+        SoftLabelTable(5, 3).load_state(table.state())
+    with pytest.raises(CheckpointError, match="not a PRI checkpoint"):
+        SoftLabelTable(5, 4).load_state({})

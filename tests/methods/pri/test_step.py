@@ -1,0 +1,141 @@
+"""PRI's training step: which losses run in which phase, and what each loss is allowed to train."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lrreid.methods.pri.config import PRILossConfig, PRIScheduleConfig
+
+
+def _start(method, phase, epoch, ctx):
+    method.train()
+    method.apply_phase(phase)
+    method.on_epoch_start(phase, epoch, ctx)
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def _nonzero(grads):
+    return any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_phases_follow_the_schedule(tiny_pri):
+    m = tiny_pri(schedule=PRIScheduleConfig(pretrain_epochs=2, joint_epochs=3))
+    assert [(p.name, p.epochs, p.trainable) for p in m.phases()] == [
+        ("pretrain", 2, ("sr_net", "reid_net")), ("joint", 3, ("sr_net", "reid_net", "scale_predictor"))]
+    # the ablations: no pre-training, only pre-training
+    assert [p.name for p in tiny_pri(schedule=PRIScheduleConfig(pretrain_epochs=0, joint_epochs=3)).phases()] == ["joint"]
+    assert [p.name for p in tiny_pri(schedule=PRIScheduleConfig(pretrain_epochs=2, joint_epochs=0)).phases()] == ["pretrain"]
+
+
+def test_pretraining_has_no_prediction_loss_and_never_runs_p(tiny_pri, batch, epoch_ctx):
+    m = tiny_pri()
+    pretrain = m.phases()[0]
+    calls = []
+    m.scale_predictor.register_forward_hook(lambda *a: calls.append(1))
+    _start(m, pretrain, 0, epoch_ctx())
+    out = m(batch(), pretrain, 0)
+    assert "p" not in out and {"loss", "sr", "id", "tri"} <= set(out)
+    out["loss"].backward()
+    assert calls == []
+    assert all(g is None for g in _grads(m.scale_predictor))
+    assert _nonzero(_grads(m.sr_net)) and _nonzero(_grads(m.reid_net))
+    assert not m.soft_labels.measured.any()
+
+
+def test_prediction_loss_trains_only_the_predictor(tiny_pri, batch, epoch_ctx):
+    # L = L_p alone: G and F must get no gradient at all.
+    m = tiny_pri(loss=PRILossConfig(sr_weight=0, alpha=0, beta=0, lambda_p=1))
+    joint = m.phases()[1]
+    _start(m, joint, 0, epoch_ctx())
+    out = m(batch(), joint, 0)
+    out["loss"].backward()
+    assert out["loss"].item() == pytest.approx(out["p"].item())
+    assert _nonzero(_grads(m.scale_predictor))
+    assert not _nonzero(_grads(m.sr_net)) and not _nonzero(_grads(m.reid_net))
+
+
+def test_other_losses_never_train_the_predictor(tiny_pri, batch, epoch_ctx):
+    m = tiny_pri(loss=PRILossConfig(lambda_p=0))
+    joint = m.phases()[1]
+    _start(m, joint, 0, epoch_ctx())
+    m(batch(), joint, 0)["loss"].backward()
+    assert not _nonzero(_grads(m.scale_predictor))  # argmax P(x_l) is not differentiable
+    assert _nonzero(_grads(m.sr_net)) and _nonzero(_grads(m.reid_net))
+
+
+def test_joint_step_total_is_the_weighted_sum(tiny_pri, batch, epoch_ctx):
+    cfg = PRILossConfig(sr_weight=1.0, alpha=0.5, beta=0.01, lambda_p=2.0)
+    m = tiny_pri(loss=cfg)
+    joint = m.phases()[1]
+    _start(m, joint, 0, epoch_ctx())
+    out = m(batch(), joint, 0)
+    expected = out["sr"] + 0.5 * out["id"] + 0.01 * out["tri"] + 2.0 * out["p"]
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert 1.0 <= out["pred_scale"].item() <= 4.0
+
+
+def test_soft_labels_are_measured_on_refresh_epochs_only(tiny_pri, batch, epoch_ctx):
+    m = tiny_pri(loss=PRILossConfig(omega=2))
+    joint = m.phases()[1]
+    b = batch()
+    _start(m, joint, 0, epoch_ctx())            # epoch 0: refresh
+    m(b, joint, 0)
+    assert m.soft_labels.measured[:8].all() and not m.soft_labels.measured[8:].any()
+    first = m.soft_labels.labels[:8].clone()
+    torch.testing.assert_close(first.sum(1), torch.ones(8))
+
+    with torch.no_grad():                       # change F so that a re-measurement would differ
+        for p in m.reid_net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    _start(m, joint, 1, epoch_ctx())            # epoch 1: no refresh, labels kept
+    m(b, joint, 1)
+    torch.testing.assert_close(m.soft_labels.labels[:8], first)
+
+    _start(m, joint, 2, epoch_ctx())            # epoch 2: refresh again
+    m(b, joint, 2)
+    assert not torch.allclose(m.soft_labels.labels[:8], first)
+
+
+def test_images_never_measured_are_measured_when_first_seen(tiny_pri, batch, epoch_ctx):
+    m = tiny_pri(loss=PRILossConfig(omega=5))
+    joint = m.phases()[1]
+    _start(m, joint, 1, epoch_ctx())            # not a refresh epoch
+    m(batch(start=8), joint, 1)
+    assert m.soft_labels.measured[8:].all() and not m.soft_labels.measured[:8].any()
+
+
+def test_one_hot_ablation_targets(tiny_pri, batch, epoch_ctx):
+    from lrreid import losses
+    from lrreid.methods.pri.soft_labels import one_hot_labels
+
+    m = tiny_pri(loss=PRILossConfig(soft_labels=False, sr_weight=0, alpha=0, beta=0))
+    joint = m.phases()[1]
+    _start(m, joint, 0, epoch_ctx())
+    b = batch()
+    out = m(b, joint, 0)
+    m.eval()
+    with torch.no_grad():
+        m.scale_predictor.train()  # the step ran P in training mode
+        logits = m.scale_predictor(m.net_input(b["x_l"]))
+    target = one_hot_labels(m.soft_labels.labels[:8])
+    assert out["p"].item() == pytest.approx(losses.soft_cross_entropy(logits, target).item(), rel=1e-4)
+
+
+def test_scale_one_is_the_identity_for_sr_nets_without_it(tiny_pri, batch, epoch_ctx):
+    m = tiny_pri(sr="carn_m")
+    x = torch.rand(2, 3, 8, 4)
+    assert m.super_resolve(x, 1) is x
+    assert m.super_resolve(x, 3).shape == (2, 3, 24, 12)
+    joint = m.phases()[1]
+    _start(m, joint, 0, epoch_ctx())
+    assert torch.isfinite(m(batch(), joint, 0)["loss"])
+
+
+def test_scale_the_sr_net_cannot_do_is_a_config_error(tiny_pri):
+    from lrreid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="carn_m"):
+        tiny_pri(sr="carn_m", scales=(1, 2, 5))

@@ -101,6 +101,7 @@ class SplitDetail:
     probs: np.ndarray  # [Q, N] P's probabilities
     choices: dict[str, np.ndarray]  # predictor -> [Q] scale index
     topk: np.ndarray  # [N, Q, TOPK] gallery indices nearest to each probe at each scale
+    ranks: np.ndarray  # [N, Q] rank of each probe's first true match at each scale (inf: none)
     skipped_probes: int = 0
 
 
@@ -132,6 +133,15 @@ class PRIEvaluation:
             report.notes.append("adaptive (P) picked " + ", ".join(f"x{s}: {c}" for s, c in hist.items()) + " probes")
         report.notes.extend(self.notes)
         return report
+
+    def scale_counts(self) -> dict[str, dict[int, int]]:
+        """predictor -> scale -> number of probes, for the predictors that choose per probe."""
+        out = {}
+        for name in ("adaptive (P)", "ideal", "size-based"):
+            counts = self.predicted_scale_histogram(name)
+            if counts:
+                out[name] = counts
+        return out
 
     def predicted_scale_histogram(self, predictor: str = "adaptive (P)") -> dict[int, int]:
         counts = {s: 0 for s in self.scales}
@@ -288,4 +298,4 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
         result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=min(50, len(gallery))))
     k = min(TOPK, len(gallery))
     topk = np.argsort(dists, axis=2, kind="stable")[:, :, :k]
-    result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, skipped))
+    result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, ranks, skipped))

@@ -169,3 +169,17 @@ def evaluation_context(cfg: RunConfig, run_dir: str | Path | None = None):
         progress=progress_factory(True), logger=log, run_dir=Path(run_dir) if run_dir else None,
         batch_size=cfg.eval.batch_size, num_workers=cfg.train.num_workers,
     )
+
+
+def load_run(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()) -> Method:
+    """The trained method of a run folder or checkpoint, weights loaded, in eval mode (on CPU).
+
+    Rebuilding runs the method's own builder on the training split, so the run's dataset must be
+    where its config says (override ``data.root=...`` if it moved).
+
+    Example::
+
+        method = load_run("runs/pri-caviar")
+        features = method.embed(images)
+    """
+    return load_trained_method(run_or_checkpoint, overrides)[2].eval()

@@ -208,3 +208,12 @@ def test_rank_divergence_is_detected(tmp_path, monkeypatch):
     monkeypatch.setattr(dist_utils, "all_gather_floats", lambda v, d: [v, v + 1.0])
     with pytest.raises(RuntimeError, match="DDP ranks ended with different weights"):
         trainer._check_ranks_in_sync()
+
+
+def test_bf16_autocast_trains_on_cpu_and_fp16_needs_cuda(tmp_path):
+    trainer = make_trainer(tmp_path / "a", "train.precision=bf16", "train.max_iters_per_epoch=2",
+                           "schedule.warmup_epochs=1", "schedule.joint_epochs=1", "train.device=cpu")
+    trainer.train()
+    assert trainer.iteration == 4 and trainer.method.encoder.weight.dtype == torch.float32
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        make_trainer(tmp_path / "b", "train.precision=fp16", "train.device=cpu")

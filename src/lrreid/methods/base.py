@@ -117,6 +117,10 @@ class Method(nn.Module):
     name: str = "method"
     lr: float = 3.5e-4  # used by the default param_groups / make_optimizer
     weight_decay: float = 5e-4
+    # DDP: set True only if some trainable parameter gets no gradient in a step (e.g. a branch
+    # taken by some batches only); it costs a graph traversal per step (docs/training.md).
+    find_unused_parameters: bool = False
+    collate_fn = None  # DataLoader collate function; None: torch's default (dicts of tensors/ints)
 
     # -- schedule and optimisation ------------------------------------------------------------
     def phases(self) -> list[Phase]:

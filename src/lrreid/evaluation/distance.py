@@ -1,0 +1,172 @@
+"""Query-gallery distances, computed a block of query rows at a time.
+
+Two metrics, both "smaller = more similar":
+
+* ``"euclidean"``: the L2 distance ``||q - g||`` (not squared; the ranking is the same either way),
+  computed as ``sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0))`` with one matrix product per block.
+* ``"cosine"``: ``1 - cos(q, g)`` in [0, 2]; an all-zero feature has cosine 0 with everything
+  (distance 1).
+
+:func:`distance_chunks` never holds more than ``chunk_size x G`` distances, so a 100k x 100k
+search or evaluation needs a few hundred MB instead of 40 GB.  Inputs may be numpy arrays or
+torch tensors; computation runs on the device of ``qf`` in float32 (float64 if both inputs are
+float64).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lrreid.errors import ProtocolError
+
+METRICS = ("euclidean", "cosine")
+
+# Default block: about 4M distances (16 MB in float32), small enough to stay in cache-friendly
+# sizes and large enough that the per-block overhead does not matter.
+DEFAULT_CHUNK_ELEMENTS = 1 << 22
+
+
+def default_chunk_rows(num_gallery: int, elements: int = DEFAULT_CHUNK_ELEMENTS) -> int:
+    """Number of query rows per block so that one block holds about ``elements`` distances."""
+    return max(1, elements // max(1, num_gallery))
+
+
+def as_feature_matrix(x, name: str, device: torch.device | None = None) -> torch.Tensor:
+    """``x`` (numpy array or tensor, shape (N, D)) as a floating tensor; ProtocolError if it is not one."""
+    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else torch.as_tensor(x)
+    if t.ndim != 2:
+        raise ProtocolError(f"{name}: expected a 2-D feature matrix (N, D), got shape {tuple(t.shape)}")
+    if not (t.is_floating_point() and t.dtype == torch.float64):
+        t = t.float()
+    if device is not None:
+        t = t.to(device)
+    bad = torch.isnan(t).any(dim=1)
+    if bad.any():
+        rows = torch.nonzero(bad).flatten()
+        raise ProtocolError(
+            f"{name}: {rows.numel()} feature rows contain NaN (first: row {int(rows[0])})")
+    return t
+
+
+class _PreparedGallery:
+    """Gallery features with the per-gallery terms of the metric computed once."""
+
+    def __init__(self, gf: torch.Tensor, metric: str):
+        if metric not in METRICS:
+            raise ProtocolError(f"unknown distance metric {metric!r} (expected one of {', '.join(METRICS)})")
+        self.metric = metric
+        if metric == "cosine":
+            self.features = F.normalize(gf, dim=1)
+        else:
+            self.features = gf
+            self.sq_norms = (gf * gf).sum(dim=1)
+
+    def distances(self, q: torch.Tensor) -> torch.Tensor:
+        if self.metric == "cosine":
+            sim = F.normalize(q, dim=1) @ self.features.T
+            return sim.neg_().add_(1.0)
+        q_sq = (q * q).sum(dim=1, keepdim=True)
+        d2 = torch.addmm(q_sq + self.sq_norms[None, :], q, self.features.T, alpha=-2.0)
+        return d2.clamp_min_(0.0).sqrt_()
+
+
+def _check_pair(qf, gf) -> tuple[torch.Tensor, torch.Tensor]:
+    q = as_feature_matrix(qf, "query features")
+    g = as_feature_matrix(gf, "gallery features", device=q.device)
+    if q.shape[1] != g.shape[1]:
+        raise ProtocolError(
+            f"query features have dimension {q.shape[1]} but gallery features have {g.shape[1]}")
+    if q.dtype != g.dtype:
+        q, g = q.float(), g.float()
+    return q, g
+
+
+def distance_chunks(qf, gf, metric: str = "euclidean",
+                    chunk_size: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(first_query_row, distances)`` blocks of the (Q, G) distance matrix, in row order.
+
+    Each block has at most ``chunk_size`` rows (default: about 4M distances per block).
+
+    Example::
+
+        for start, d in distance_chunks(qf, gf, "cosine", chunk_size=1024):
+            best = d.argmin(dim=1)   # nearest gallery entry of queries start .. start+len(d)-1
+    """
+    q, g = _check_pair(qf, gf)
+    return _blocks(q, g, metric, chunk_size)
+
+
+def _blocks(q: torch.Tensor, g: torch.Tensor, metric: str,
+            chunk_size: int | None) -> Iterator[tuple[int, torch.Tensor]]:
+    gallery = _PreparedGallery(g, metric)
+    rows = chunk_size if chunk_size is not None else default_chunk_rows(g.shape[0])
+    if rows < 1:
+        raise ProtocolError(f"chunk_size must be a positive number of query rows, got {rows}")
+    return ((start, gallery.distances(q[start:start + rows])) for start in range(0, q.shape[0], rows))
+
+
+def pairwise_distance(qf, gf, metric: str = "euclidean") -> torch.Tensor:
+    """The full (Q, G) distance matrix (smaller = more similar).
+
+    For large problems prefer :func:`distance_chunks`, :func:`topk_neighbors` or
+    :func:`lrreid.evaluation.evaluate_features`, which never hold the whole matrix.
+
+    Example::
+
+        >>> q = torch.tensor([[0.0, 0.0]]); g = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+        >>> pairwise_distance(q, g)
+        tensor([[5., 1.]])
+    """
+    q, g = _check_pair(qf, gf)
+    return _PreparedGallery(g, metric).distances(q)
+
+
+def topk_neighbors(qf, gf, k: int, metric: str = "euclidean",
+                   chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest gallery entries of every query: ``(distances (Q, k), indices (Q, k))``.
+
+    Rows are sorted by distance; equal distances are ordered by gallery index, and when several
+    gallery entries tie at the k-th distance the ones with the lowest indices are returned (the
+    same rule :func:`lrreid.evaluation.evaluate_rank` uses).  Memory is O(chunk_size x G).
+
+    Example::
+
+        dist, idx = topk_neighbors(query_feats, gallery_feats, k=10, metric="cosine")
+    """
+    q, g = _check_pair(qf, gf)
+    num_g = g.shape[0]
+    if not 1 <= k <= num_g:
+        raise ProtocolError(f"k={k} neighbours requested but the gallery has {num_g} entries")
+    out_d, out_i = [], []
+    for _, d in _blocks(q, g, metric, chunk_size):
+        vals, idx = _stable_topk(d, k)
+        out_d.append(vals)
+        out_i.append(idx)
+    if not out_d:
+        return torch.empty(0, k, dtype=q.dtype, device=q.device), torch.empty(0, k, dtype=torch.long, device=q.device)
+    return torch.cat(out_d), torch.cat(out_i)
+
+
+def _stable_topk(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk, made deterministic: ties ordered (and cut at the k-th place) by column index."""
+    num_g = d.shape[1]
+    kk = min(k + 1, num_g)
+    vals, idx = torch.topk(d, kk, dim=1, largest=False, sorted=True)
+    # Put equal distances in index order: sort by index, then stably by distance.
+    by_index = idx.argsort(dim=1)
+    idx, vals = idx.gather(1, by_index), vals.gather(1, by_index)
+    by_value = torch.sort(vals, dim=1, stable=True).indices
+    idx, vals = idx.gather(1, by_value), vals.gather(1, by_value)
+    if kk > k:
+        # Rows where the k-th and (k+1)-th distances are equal may have left out a tied entry with
+        # a lower index than one kept: redo those rows with a full stable sort (rare).
+        boundary = vals[:, k - 1] == vals[:, k]
+        if boundary.any():
+            rows = torch.nonzero(boundary).flatten()
+            s_vals, s_idx = torch.sort(d[rows], dim=1, stable=True)
+            vals[rows, :k] = s_vals[:, :k]
+            idx[rows, :k] = s_idx[:, :k]
+    return vals[:, :k].contiguous(), idx[:, :k].contiguous()

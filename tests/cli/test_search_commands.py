@@ -1,0 +1,123 @@
+"""``lrreid index`` / ``search`` / ``export`` end to end, with tiny random-weight models."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lrreid.cli.search_commands as commands
+from lrreid.cli import main
+from lrreid.inference.testing import tiny_pipeline
+
+_PIPES = {}
+
+
+def fake_load(model, fast=True, device="auto", batch_size=32):
+    """Model "A" and "B" are two different tiny random networks (the CLI normally loads a run)."""
+    if model not in _PIPES:
+        _PIPES[model] = tiny_pipeline(seed={"A": 0, "B": 1}[str(model)])
+        _PIPES[model].source = {"path": str(model)}
+    return _PIPES[model]
+
+
+@pytest.fixture(autouse=True)
+def tiny_models(monkeypatch):
+    monkeypatch.setattr(commands, "_load", fake_load)
+
+
+def run(capsys, *argv):
+    try:
+        main(list(map(str, argv)))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def gallery(tmp_path):
+    rng = np.random.default_rng(0)
+    g = tmp_path / "gallery"
+    for i in range(8):
+        (g / f"p{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, size=(64, 32, 3), dtype=np.uint8)).save(g / f"p{i % 2}" / f"{i}.jpg")
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, size=(16, 8, 3), dtype=np.uint8)).save(probes / f"q{i}.png")
+    return g, probes
+
+
+def test_index_then_search_json_and_html(capsys, gallery, tmp_path):
+    g, probes = gallery
+    index = tmp_path / "idx"
+    code, out, err = run(capsys, "index", g, "--model", "A", "--out", index)
+    assert code == 0, err
+    assert "8 images indexed" in out and "8 embedded" in out
+    code, out, _ = run(capsys, "index", g, "--model", "A", "--out", index)
+    assert code == 0 and "already up to date" in out
+
+    code, out, err = run(capsys, "search", probes / "q0.png", probes / "q1.png", "--index", index, "-k", "3",
+                         "--json", "--html", tmp_path / "r.html")
+    assert code == 0, err
+    data = json.loads(out)  # stdout holds only the JSON
+    assert [r["probe"] for r in data["results"]] == [str(probes / "q0.png"), str(probes / "q1.png")]
+    for r in data["results"]:
+        assert [m["rank"] for m in r["matches"]] == [1, 2, 3]
+        assert r["scale"] in (1, 2, 3, 4)
+        distances = [m["distance"] for m in r["matches"]]
+        assert distances == sorted(distances)
+    page = (tmp_path / "r.html").read_text()
+    # per probe: the probe, its SR output and 3 gallery thumbnails, all inline
+    assert page.count("data:image/jpeg;base64,") == 2 * (2 + 3)
+    assert "SR x" in page
+
+    # a folder of probes, a fixed scale, the rich table
+    code, out, err = run(capsys, "search", probes, "--index", index, "-k", "2", "--scale", "2")
+    assert code == 0, err
+    assert out.count("SR x2") == 2 and "rank" in out
+
+
+def test_bad_probe_index_of_another_model_and_empty_gallery_are_one_line_errors(capsys, gallery, tmp_path):
+    g, probes = gallery
+    index = tmp_path / "idx"
+    assert run(capsys, "index", g, "--model", "A", "--out", index)[0] == 0
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+
+    code, out, err = run(capsys, "search", bad, "--index", index)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "notes.jpg" in err
+    code, out, err = run(capsys, "search", bad, probes / "q0.png", "--index", index, "--skip-bad", "--json")
+    assert code == 0 and len(json.loads(out)["results"]) == 1 and "skipped 1 unreadable" in err
+
+    code, _, err = run(capsys, "search", probes / "q0.png", "--index", index, "--model", "B")
+    assert code == 2 and "error: " in err and "re-run 'lrreid index'" in err and err.count("\n") == 1
+
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "index", tmp_path / "empty", "--model", "A")
+    assert code == 2 and "no image files found" in err and err.count("\n") == 1
+
+
+def test_missing_gallery_file_is_shown_not_a_crash(capsys, gallery, tmp_path):
+    g, probes = gallery
+    index = tmp_path / "idx"
+    assert run(capsys, "index", g, "--model", "A", "--out", index)[0] == 0
+    for p in (g / "p0").iterdir():
+        p.unlink()
+    code, out, err = run(capsys, "search", probes / "q0.png", "--index", index, "-k", "8", "--json")
+    assert code == 0
+    matches = json.loads(out)["results"][0]["matches"]
+    assert sum(m["missing"] for m in matches) == 4 and json.loads(out)["missing"] == 4
+    assert "missing since indexing" in err
+
+
+def test_export_fused_graph(capsys, tmp_path):
+    code, out, err = run(capsys, "export", "A", "--format", "onnx", "--out", tmp_path / "onnx", "--fixed-scale", "2")
+    assert code == 0, err
+    spec = json.loads((tmp_path / "onnx" / "lrreid_onnx.json").read_text())
+    assert list(spec["graphs"]) == ["lr_to_features_x2"] and (tmp_path / "onnx" / "lr_to_features_x2.onnx").is_file()
+    code, _, err = run(capsys, "export", "A", "--format", "tflite")
+    assert code == 2 and "only onnx" in err

@@ -1,0 +1,66 @@
+"""ONNX export: the graphs run in onnxruntime and give PyTorch's features and ranking."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency (pip install lrreid[export])")
+
+from lrreid.data.datasets import build_dataset  # noqa: E402
+from lrreid.evaluation.metrics import evaluate_features  # noqa: E402
+from lrreid.export.onnx import SPEC_FILE, OnnxPipeline, export_onnx  # noqa: E402
+from lrreid.inference.pipeline import load_images  # noqa: E402
+from lrreid.inference.testing import tiny_pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    ds = build_dataset("synthetic", num_ids=12, images_per_camera=2, cache_dir=tmp_path_factory.mktemp("syn"))
+    gallery = [r for r in ds.records if r.camid == 0]
+    probes = [r for r in ds.records if r.camid == 1]
+    return gallery, probes
+
+
+def rank1(qf, gf, probes, gallery):
+    res = evaluate_features(qf, gf, [r.pid for r in probes], [r.pid for r in gallery],
+                            [r.camid for r in probes], [r.camid for r in gallery], max_rank=5)
+    return res.rank(1), res.mAP
+
+
+def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path):
+    gallery, probes = synthetic
+    pipe = tiny_pipeline(seed=0)
+    spec = export_onnx(pipe, tmp_path / "onnx")
+    assert sorted(spec["graphs"]) == ["predictor", "reid", "sr_x1", "sr_x2", "sr_x3", "sr_x4"]
+    on_disk = json.loads((tmp_path / "onnx" / SPEC_FILE).read_text())
+    assert on_disk["graphs"]["reid"]["input"]["shape"][0] == "batch"
+    assert on_disk["scales"] == [1, 2, 3, 4] and on_disk["feature_dim"] == 32
+
+    g_imgs = load_images([r.path for r in gallery])
+    p_imgs = load_images([r.path for r in probes])
+    ref_g = pipe.embed_gallery(g_imgs)
+    ref_p = pipe.embed_probes(p_imgs)
+
+    onnx = OnnxPipeline(tmp_path / "onnx")
+    ort_g = torch.from_numpy(onnx.embed_gallery(g_imgs))
+    ort_p, ort_scales = onnx.embed_probes(p_imgs)
+    assert ort_scales == ref_p.scales
+    assert F.cosine_similarity(ort_g, ref_g).min() > 0.999
+    assert F.cosine_similarity(torch.from_numpy(ort_p), ref_p.features).min() > 0.999
+    assert rank1(ort_p, ort_g, probes, gallery) == pytest.approx(rank1(ref_p.features, ref_g, probes, gallery))
+
+
+def test_fused_graph_for_a_fixed_scale(synthetic, tmp_path):
+    gallery, probes = synthetic
+    pipe = tiny_pipeline(seed=1)
+    spec = export_onnx(pipe, tmp_path / "fused", fixed_scale=3)
+    assert list(spec["graphs"]) == ["lr_to_features_x3"]
+    p_imgs = load_images([r.path for r in probes[:6]])
+    ref = pipe.embed_probes(p_imgs, scale=3).features
+    out, scales = OnnxPipeline(tmp_path / "fused").embed_probes(p_imgs)
+    assert scales == [3] * 6
+    assert F.cosine_similarity(torch.from_numpy(out), ref).min() > 0.999

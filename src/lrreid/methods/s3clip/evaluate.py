@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from lrreid.data.records import Record, TrackletRecord
+from lrreid.data.records import TrackletRecord
 from lrreid.errors import ProtocolError
 from lrreid.evaluation import evaluate_features
 from lrreid.methods.base import EpochContext, EvalReport

@@ -507,7 +507,9 @@ def load_openai_clip(source: str | os.PathLike | Mapping[str, torch.Tensor], ima
 
     where = os.fspath(source) if not isinstance(source, Mapping) else "state dict"
     state = read_openai_state_dict(source)
-    for key in ("input_resolution", "context_length", "vocab_size"):  # TorchScript archive extras
+    # Entries that are not weights: OpenAI's archive stores its hyper-parameters as tensors, and a
+    # traced open_clip model keeps its causal ``attn_mask`` (rebuilt by the text encoder anyway).
+    for key in ("input_resolution", "context_length", "vocab_size", "attn_mask"):
         state.pop(key, None)
     if any(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}

@@ -1,0 +1,64 @@
+"""Cross-view evaluation: directions, counted skips for queries without a match, the SR picture."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+from lrreid.data.records import TrackletRecord
+from lrreid.methods.s3clip.evaluate import direction_sets, evaluate_cross_view
+
+
+@dataclass
+class Split:
+    query: list
+    gallery: list
+    name: str = "test"
+
+
+def _rec(pid, view, camid, n=0):
+    return TrackletRecord((f"/x/{pid}_{view}_{n}.png",), pid=pid, camid=camid, view=view)
+
+
+def test_direction_sets_across_views_and_within_a_one_camera_view():
+    records = [_rec(1, "aerial", 1), _rec(1, "aerial", 1, 1), _rec(2, "aerial", 1), _rec(1, "ground", 0),
+               _rec(2, "ground", 0)]
+    q, g, q_cam, g_cam = direction_sets(records, "aerial", "ground")
+    assert (q, g) == ([0, 1, 2], [3, 4])
+    assert q_cam.tolist() == [1, 1, 1] and g_cam.tolist() == [0, 0]
+    q, g, q_cam, g_cam = direction_sets(records, "aerial", "aerial")
+    assert (q, g) == ([0, 2], [1])  # each person's first aerial tracklet queries the others
+    assert len(set(q_cam.tolist()) | set(g_cam.tolist())) == 3  # one camera: every tracklet its own
+
+
+def test_queries_without_a_match_are_skipped_and_counted(train_records, make_method, tiny_config, cpu_context,
+                                                         tmp_path):
+    cfg = tiny_config()
+    cfg.crossview.robustness = None
+    cfg.crossview.directions = [["aerial", "ground"], ["ground", "aerial"]]
+    method = make_method(train_records, cfg).eval()
+    aerial = [r for r in train_records if r.view == "aerial"]
+    # People 0 and 1 have no ground tracklet: their aerial queries cannot be matched.
+    ground = [r for r in train_records if r.view == "ground" and r.pid not in (0, 1)]
+    ctx = cpu_context(run_dir=tmp_path)
+    report = evaluate_cross_view(method, [Split(aerial, ground)], ctx)
+    names = [row.name for row in report.rows]
+    assert names == ["A->G S3-CLIP", "A->G bilinear", "G->A S3-CLIP", "G->A bilinear"]
+    assert any(f"2 of {len(aerial)} queries have no match" in note for note in report.notes)
+    for row in report.rows:
+        assert set(row.metrics) == {"R1", "R5", "R10", "mAP"}
+        assert all(0.0 <= v <= 1.0 for v in row.metrics.values())
+        assert row.metrics["R1"] <= row.metrics["R5"] <= row.metrics["R10"]
+    assert (tmp_path / "sr_examples.png").stat().st_size > 1000
+
+
+def test_a_direction_without_any_match_is_a_note_not_a_crash(train_records, make_method, tiny_config, cpu_context):
+    cfg = tiny_config()
+    cfg.crossview.robustness, cfg.crossview.baseline, cfg.crossview.figure_tracklets = None, False, 0
+    cfg.crossview.directions = [["aerial", "ground"], ["aerial", "nadir"]]
+    method = make_method(train_records, cfg).eval()
+    aerial = [r for r in train_records if r.view == "aerial" and r.pid < 4]
+    ground = [r for r in train_records if r.view == "ground" and r.pid >= 4]
+    report = evaluate_cross_view(method, [Split(aerial, ground)], cpu_context())
+    assert report.rows == []
+    assert any("no query has a match" in n for n in report.notes)
+    assert any("no nadir tracklets" in n for n in report.notes)

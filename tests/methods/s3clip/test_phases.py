@@ -1,0 +1,132 @@
+"""Phase freezing (only the named modules learn in each phase), prompt learning in stage 0, and the
+L_TDP gradient path, on a tiny S3-CLIP."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from lrreid.methods.s3clip.config import LossConfig
+
+
+def _grad_owners(method) -> set[str]:
+    """Top-level groups of parameters that received a non-zero gradient."""
+    owners = set()
+    for name, p in method.named_parameters():
+        if p.grad is not None and p.grad.abs().sum() > 0:
+            parts = name.split(".")
+            if parts[0] == "image_encoder":
+                owners.add("image_encoder." + parts[1])  # visual / adapters / pooling
+            else:
+                owners.add(parts[0])
+    return owners
+
+
+def _one_step(method, phase_name: str, cpu_context, first_batch) -> dict:
+    phase = next(p for p in method.phases() if p.name == phase_name)
+    method.train()
+    method.apply_phase(phase)
+    dataset = method.train_dataset(phase)
+    method.on_epoch_start(phase, 0, cpu_context())
+    batch = first_batch(dataset)
+    method.zero_grad(set_to_none=True)
+    out = method(batch, phase, 0)
+    out["loss"].backward()
+    return out
+
+
+@pytest.mark.parametrize("schedule, phase, expected", [
+    ("two_phase", "prompt", {"prompts"}),
+    ("two_phase", "sr", {"sr"}),
+    ("two_phase", "reid", {"image_encoder.adapters", "reid_head"}),
+    ("joint", "joint", {"sr", "image_encoder.adapters", "reid_head"}),
+])
+def test_only_the_phase_modules_get_gradients(train_records, schedule, phase, expected, make_method, tiny_config,
+                                              cpu_context, first_batch):
+    method = make_method(train_records, tiny_config(schedule=schedule))
+    out = _one_step(method, phase, cpu_context, first_batch)
+    assert torch.isfinite(out["loss"])
+    assert _grad_owners(method) == expected
+    # The optimiser holds exactly the parameters that may change.
+    ph = next(p for p in method.phases() if p.name == phase)
+    in_optimizer = {id(p) for g in method.make_optimizer(ph).param_groups for p in g["params"]}
+    trainable = {id(p) for p in method.parameters() if p.requires_grad}
+    assert in_optimizer == trainable
+    assert id(method.reid_head.bn.bias) not in trainable  # BNNeck keeps no shift
+    assert all(id(p) not in trainable for p in method.image_encoder.visual.parameters())
+    assert all(id(p) not in trainable for p in method.text_encoder.parameters())
+
+
+def test_unfreeze_adds_named_encoder_parameters_in_phase_two(train_records, make_method, tiny_config, cpu_context,
+                                                            first_batch):
+    cfg = tiny_config()
+    cfg.model.unfreeze = ["visual.ln_post", "visual.proj"]
+    method = make_method(train_records, cfg)
+    _one_step(method, "reid", cpu_context, first_batch)
+    trained = {n for n, p in method.image_encoder.named_parameters() if p.requires_grad}
+    assert {"visual.ln_post.weight", "visual.ln_post.bias", "visual.proj"} <= trained
+    assert "visual.conv1.weight" not in trained
+
+
+def test_phase_lists_follow_the_schedule_and_skip_empty_phases(train_records, make_method, tiny_config):
+    assert [p.name for p in make_method(train_records).phases()] == ["prompt", "sr", "reid"]
+    assert [p.name for p in make_method(train_records, tiny_config(schedule="joint")).phases()] == ["prompt", "joint"]
+    cfg = tiny_config()
+    cfg.phases.prompt.epochs = 0
+    assert [p.name for p in make_method(train_records, cfg).phases()] == ["sr", "reid"]
+
+
+def test_bicubic_sr_has_no_sr_phase(train_records, make_method, tiny_config):
+    cfg = tiny_config()
+    cfg.sr.model, cfg.sr.args = "bicubic", {}
+    method = make_method(train_records, cfg)
+    assert [p.name for p in method.phases()] == ["prompt", "reid"]
+
+
+def test_prompt_tokens_learn_in_stage_zero_with_both_encoders_frozen(train_records, make_method, cpu_context):
+    method = make_method(train_records)
+    phase = method.phases()[0]
+    assert phase.name == "prompt"
+    method.train()
+    method.apply_phase(phase)
+    optimizer = method.make_optimizer(phase)
+    dataset = method.train_dataset(phase)
+    method.on_epoch_start(phase, 0, cpu_context())
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
+    def text_retrieval_accuracy() -> float:
+        """How often a tracklet's most similar identity prompt is its own identity's."""
+        text = torch.nn.functional.normalize(method.identity_text_features(), dim=1)
+        feats = torch.nn.functional.normalize(method._prompt_features, dim=1)
+        return float(((feats @ text.t()).argmax(1) == batch["pid"]).float().mean())
+
+    accuracy_before = text_retrieval_accuracy()
+    before_context = method.prompts.context.detach().clone()
+    before_text = {k: v.clone() for k, v in method.text_encoder.state_dict().items()}
+    before_image = {k: v.clone() for k, v in method.image_encoder.state_dict().items()}
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        out = method(batch, phase, 0)
+        out["loss"].backward()
+        optimizer.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < losses[0] - 0.3
+    assert text_retrieval_accuracy() >= accuracy_before + 0.25
+    assert not torch.allclose(method.prompts.context, before_context)
+    assert all(torch.equal(v, before_text[k]) for k, v in method.text_encoder.state_dict().items())
+    assert all(torch.equal(v, before_image[k]) for k, v in method.image_encoder.state_dict().items())
+
+
+def test_tdp_in_the_joint_phase_trains_s_but_not_i(train_records, make_method, tiny_config, first_batch):
+    """Even where I is trainable (joint schedule), L_TDP's gradient reaches S only."""
+    cfg = tiny_config(schedule="joint", loss=dataclasses.replace(LossConfig(), pixel=0.0, temporal=0.0, tdp=1.0))
+    method = make_method(train_records, cfg)
+    phase = method.phases()[1]
+    method.train()
+    method.apply_phase(phase)
+    batch = first_batch(method.train_dataset(phase))
+    out = method._sr_losses(batch)
+    out["loss"].backward()
+    assert _grad_owners(method) == {"sr"}
+    assert any(p.requires_grad for p in method.image_encoder.adapters.parameters())  # I could have learnt

@@ -164,7 +164,7 @@ def evaluation_context(cfg: RunConfig, run_dir: str | Path | None = None):
 
     device = resolve_device(cfg.train.device)
     return EpochContext(
-        device=device, precision=Precision(device, cfg.train.precision if cfg.train.precision != "fp16" or device.type == "cuda" else "fp32"),
+        device=device, precision=Precision(device, "fp32" if cfg.train.precision == "fp16" and device.type != "cuda" else cfg.train.precision),
         generator=torch.Generator().manual_seed(cfg.seed), rng=np.random.default_rng(cfg.seed),
         progress=progress_factory(True), logger=log, run_dir=Path(run_dir) if run_dir else None,
         batch_size=cfg.eval.batch_size, num_workers=cfg.train.num_workers,

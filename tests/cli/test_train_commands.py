@@ -69,6 +69,7 @@ def test_resume_finishes_and_a_fresh_start_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("argv, expected", [
     (["train", "{tmp}/missing.yaml"], "error: config file '{tmp}/missing.yaml' not found"),
     (["train", "{cfg}", "train.batchsize=4"], "error: unknown config key 'train.batchsize' (did you mean 'train.batch_size'?)"),
+    (["train", "{cfg}", "train.batchsize=4", "--nproc", "2"], "error: unknown config key 'train.batchsize' (did you mean 'train.batch_size'?)"),
     (["train", "{cfg}", "train.batch_size=abc"], "error: config key 'train.batch_size' = 'abc': expected int"),
     (["train", "{cfg}", "nonsense"], "error: override 'nonsense' is not KEY=VALUE (e.g. train.batch_size=8)"),
     (["evaluate", "{tmp}/no-run"], "error: checkpoint '{tmp}/no-run' not found"),

@@ -26,8 +26,10 @@ def train(
     """
     overrides = list(overrides or [])
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from lrreid.config import load_config
         from lrreid.engine.distributed import launch_torchrun
 
+        load_config(config, overrides)  # config mistakes: one line here, not N tracebacks from torchrun
         args = ["train", str(config), *overrides]
         if resume:
             args.append("--resume")

@@ -174,7 +174,7 @@ class Trainer:
         start_phase, start_epoch, ckpt = 0, 0, None
         if resume:
             ckpt = self._load_resume_checkpoint(resume)
-        elif self.is_main and ckpt_io.find_last(self.checkpoint_dir) is not None:
+        elif ckpt_io.find_last(self.checkpoint_dir) is not None:  # every rank checks, so all stop together
             raise ConfigError(
                 f"run folder {self.run_dir} already has checkpoints; pass --resume (train.resume=true) to "
                 f"continue it, or choose another train.output_dir"

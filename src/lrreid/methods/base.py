@@ -158,7 +158,11 @@ class Method(nn.Module):
 
     # -- data and step ------------------------------------------------------------------------
     def train_dataset(self, phase: Phase) -> torch.utils.data.Dataset:
-        """Training items of this phase: dicts of tensors/ints, each with an int ``"pid"``."""
+        """Training items of this phase: dicts of tensors/ints, each with an int ``"pid"``.
+
+        Give the dataset a ``pids`` attribute (one int per item) so the identity sampler does not
+        have to load every item to learn its identity.
+        """
         raise NotImplementedError(f"{type(self).__name__}.train_dataset()")
 
     def training_step(self, batch: dict, phase: Phase, epoch: int) -> dict[str, torch.Tensor]:

@@ -165,6 +165,16 @@ def test_max_iters_checkpoint_every_and_keep(tmp_path):
     assert not list((run / "checkpoints").glob("p0-warmup-e002*"))
 
 
+def test_keep_counts_checkpoints_from_before_a_resume(tmp_path):
+    run = tmp_path / "run"
+    args = ("train.max_iters_per_epoch=1", "train.keep_checkpoints=2", "schedule.warmup_epochs=6", "schedule.joint_epochs=0")
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run, *args, hooks=[StopAt("warmup", 3)]).train()
+    make_trainer(run, *args).train(resume=True)
+    stems = sorted(p.stem for p in (run / "checkpoints").glob("*.json"))
+    assert stems == ["p0-warmup-e004", "p0-warmup-e005", "p0-warmup-e006"]
+
+
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
     trainer = make_trainer(tmp_path / "run")
     original = trainer.method.training_step

@@ -51,6 +51,20 @@ class CheckpointHook(Hook):
         self.keep = keep
         self._saved: list[str] = []
 
+    def on_resume(self, ckpt) -> None:
+        # Per-epoch checkpoints written before the interruption count towards `keep` too.
+        found = []
+        for js in self.trainer.checkpoint_dir.glob("*.json"):
+            try:
+                pos = ckpt_io.TrainPosition(**json.loads(js.read_text())["position"])
+            except (ValueError, KeyError, TypeError, OSError):
+                continue
+            phases = self.trainer.phases
+            phase_end = pos.phase_index < len(phases) and pos.epochs_done == phases[pos.phase_index].epochs
+            if not phase_end and pos.iteration <= ckpt.position.iteration:
+                found.append((pos.iteration, js.stem))
+        self._saved = [stem for _, stem in sorted(found)]
+
     def after_epoch(self) -> None:
         t = self.trainer
         phase_end = t.epoch + 1 == t.phase.epochs

@@ -20,6 +20,7 @@ import os
 import pickle
 import re
 import socket
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -106,18 +107,22 @@ def _is_torchscript_archive(p: Path) -> bool:
 def _read_torchscript(p: Path) -> StateDict:
     # TorchScript code is a restricted language (no arbitrary Python), so loading it is safe.
     try:
-        module = torch.jit.load(str(p), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, the archives remain
+            module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged archive
         raise CheckpointError(f"{p}: damaged TorchScript archive ({_first_line(exc)})") from None
     return dict(module.state_dict())
 
 
 def _read_torch_file(p: Path):
-    if not zipfile.is_zipfile(p):
-        with open(p, "rb") as fh:
-            magic = fh.read(2)
-        if magic[:1] != b"\x80":  # every pickle of protocol >= 2 starts with PROTO (0x80)
-            raise CheckpointError(f"{p}: not a PyTorch or safetensors checkpoint")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PK\x03\x04":  # torch.save's zip format
+        if not zipfile.is_zipfile(p):
+            raise CheckpointError(f"{p}: truncated or damaged checkpoint (zip archive without its directory)")
+    elif magic[:1] != b"\x80":  # the legacy format is a pickle, which starts with PROTO (0x80)
+        raise CheckpointError(f"{p}: not a PyTorch or safetensors checkpoint")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -5,10 +5,11 @@ resizing and normalisation are inside the graphs, so a runtime needs no lrreid c
 
     predictor.onnx   lr_image [B,3,h,w]  -> logits [B, N]        (scale = scales[argmax])
     sr_x{s}.onnx     lr_image [B,3,h,w]  -> sr_image [B,3,s*h,s*w]   one graph per scale s
-    reid.onnx        image [B,3,H,W]     -> features [B, D]      (any H, W: resized inside)
+    reid.onnx        image [B,3,H,W]     -> features [B, D]      SR outputs (any H, W: bilinear resize inside)
+    reid_gallery.onnx  image [B,3,H,W]   -> features [B, D]      HR gallery images (antialiased bicubic inside)
 
-With ``fixed_scale=s`` one fused graph ``lr_to_features_x{s}.onnx`` (lr_image -> features) is
-written instead.  ``lrreid_onnx.json`` beside them lists the graphs, their inputs and outputs,
+With ``fixed_scale=s`` one fused graph ``lr_to_features_x{s}.onnx`` (lr_image -> features) replaces
+the predictor, SR and ``reid`` graphs (``reid_gallery`` is still written for the gallery).  ``lrreid_onnx.json`` beside them lists the graphs, their inputs and outputs,
 which dimensions are dynamic, the scales and the model identity.
 
 Why one SR graph per scale: the scale is a Python number inside SR networks (Meta-SR derives its
@@ -47,12 +48,13 @@ SPEC_FILE = "lrreid_onnx.json"
 # --------------------------------------------------------------------------------------------
 # The graphs: plain modules around the pipeline's networks, [0, 1] images in
 # --------------------------------------------------------------------------------------------
-def _resize(x: torch.Tensor, size) -> torch.Tensor:
-    """The pipeline's resize without its same-size shortcut (a shape test would freeze the graph's size).
+def _resize(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
+    """The pipeline's resizes without their same-size shortcut (a shape test would freeze the graph's size).
 
-    Bilinear resampling to the same size samples exactly at the pixel centres: the identity.
+    Resampling to the same size samples exactly at the pixel centres: the identity.
     """
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    out = F.interpolate(x, size=tuple(size), mode=mode, align_corners=False, antialias=True)
+    return out.clamp(0, 1) if mode == "bicubic" else out
 
 
 class _Normalize(nn.Module):
@@ -66,16 +68,20 @@ class _Normalize(nn.Module):
 
 
 class ReIDGraph(nn.Module):
-    """image [B,3,h,w] in [0,1] -> resize to the input size -> normalise -> re-ID features."""
+    """image [B,3,h,w] in [0,1] -> resize to the input size -> normalise -> re-ID features.
 
-    def __init__(self, reid_net: nn.Module, input_size, mean, std, normalize_features: bool):
+    ``resize`` is "bilinear" for SR outputs, "bicubic" (antialiased) for HR gallery images, as the
+    pipeline (and the evaluation) resize them.
+    """
+
+    def __init__(self, reid_net: nn.Module, input_size, mean, std, normalize_features: bool, resize: str = "bilinear"):
         super().__init__()
-        self.reid_net, self.input_size = reid_net, tuple(input_size)
+        self.reid_net, self.input_size, self.resize = reid_net, tuple(input_size), resize
         self.norm = _Normalize(mean, std)
         self.normalize_features = normalize_features
 
     def forward(self, image):
-        f = self.reid_net(self.norm(_resize(image, self.input_size)))
+        f = self.reid_net(self.norm(_resize(image, self.input_size, self.resize)))
         return F.normalize(f, dim=1) if self.normalize_features else f
 
 
@@ -193,7 +199,7 @@ def export_onnx(
 
         >>> spec = export_onnx(load_pipeline("runs/demo", fast=False), "exported/")
         >>> sorted(spec["graphs"])
-        ['predictor', 'reid', 'sr_x1', 'sr_x2', 'sr_x3', 'sr_x4']
+        ['predictor', 'reid', 'reid_gallery', 'sr_x1', 'sr_x2', 'sr_x3', 'sr_x4']
     """
     from lrreid import __version__
     from lrreid.inference.identity import model_identity
@@ -206,6 +212,8 @@ def export_onnx(
     lr_h, lr_w = st.lr_size or example_lr_size or (max(4, st.input_size[0] // 4), max(2, st.input_size[1] // 4))
     lr_example = torch.rand(2, 3, lr_h, lr_w, generator=torch.Generator().manual_seed(1))
     reid = ReIDGraph(pipeline.reid_net, st.input_size, st.mean, st.std, st.normalize_features)
+    reid_gallery = ReIDGraph(pipeline.reid_net, st.input_size, st.mean, st.std, st.normalize_features, "bicubic")
+    hr_example = torch.rand(2, 3, st.input_size[0] + 8, st.input_size[1] + 4, generator=torch.Generator().manual_seed(2))
     graphs: dict[str, dict] = {}
 
     if fixed_scale is not None:
@@ -225,9 +233,10 @@ def export_onnx(
             graphs[name] = export_graph(SRGraph(pipeline.sr_net, s, st.lr_size), lr_example, out / f"{name}.onnx",
                                         "lr_image", "sr_image", opset)
             graphs[name]["output"] = {"name": "sr_image", "shape": ["batch", 3, f"{s}*height", f"{s}*width"]}
-        hr_example = torch.rand(2, 3, *st.input_size, generator=torch.Generator().manual_seed(2))
         graphs["reid"] = export_graph(reid, hr_example, out / "reid.onnx", "image", "features", opset)
         graphs["reid"]["output"] = {"name": "features", "shape": ["batch", pipeline.feature_dim()]}
+    graphs["reid_gallery"] = export_graph(reid_gallery, hr_example, out / "reid_gallery.onnx", "image", "features", opset)
+    graphs["reid_gallery"]["output"] = {"name": "features", "shape": ["batch", pipeline.feature_dim()]}
 
     spec = {
         "lrreid_version": __version__,
@@ -245,9 +254,10 @@ def export_onnx(
         "normalize_features": st.normalize_features,
         "image_format": "float32 NCHW RGB in [0, 1]; resizing and normalisation happen inside the graphs",
         "usage": (
-            "lr_to_features_x{s}(lr_image) -> features" if fixed_scale is not None else
+            "probe: features = lr_to_features_x{s}(lr_image); gallery: features = reid_gallery(hr_image); "
+            "rank by Euclidean distance" if fixed_scale is not None else
             "scale = scales[argmax(predictor(lr_image))]; features = reid(sr_x{scale}(lr_image)); "
-            "gallery: features = reid(hr_image); rank by Euclidean distance"
+            "gallery: features = reid_gallery(hr_image); rank by Euclidean distance"
         ),
         "graphs": graphs,
     }
@@ -282,7 +292,7 @@ class OnnxPipeline:
         return self.sessions[name].run(None, {graph["input"]["name"]: x.astype(np.float32)})[0]
 
     def embed_gallery(self, images: list[torch.Tensor]) -> np.ndarray:
-        return np.concatenate([self._run("reid", im[None].numpy()) for im in images])
+        return np.concatenate([self._run("reid_gallery", im[None].numpy()) for im in images])
 
     def embed_probes(self, images: list[torch.Tensor], scale: int | None = None) -> tuple[np.ndarray, list[int]]:
         feats, scales = [], []

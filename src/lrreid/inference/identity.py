@@ -35,7 +35,9 @@ def model_identity(pipeline) -> str:
 
     h = hashlib.sha256()
     h.update(f"lrreid {__version__}\n".encode())
-    h.update(json.dumps(dataclasses.asdict(pipeline.settings), sort_keys=True).encode())
+    settings = dataclasses.asdict(pipeline.settings)
+    settings.pop("fixed_scale")  # a probe-time choice: gallery features do not depend on it
+    h.update(json.dumps(settings, sort_keys=True).encode())
     config_text = pipeline.source.get("config_text")
     if config_text:
         h.update(b"config\n" + config_text.encode())

@@ -1,7 +1,8 @@
 """A trained run (or one of its checkpoints) -> an :class:`LRReIDPipeline`.
 
 A run folder holds ``config.yaml`` and checkpoints (``.safetensors`` + ``.json``); the engine's
-:func:`lrreid.build.load_run` rebuilds the method from them.  The pipeline takes the method's
+:func:`lrreid.build.load_trained_method` rebuilds the method from them (it builds the run's dataset
+splits too, so the dataset of the run must be readable: the synthetic one always is).  The pipeline takes the method's
 networks (re-ID, SR, scale predictor) and the settings that decide its features (input size,
 scale set, normalisation) and records where it came from, for the model identity of an index.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import torch
 
 from lrreid.errors import CheckpointError
 from lrreid.inference.pipeline import IMAGENET_MEAN, IMAGENET_STD, LRReIDPipeline
@@ -33,12 +36,16 @@ def load_pipeline(
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder or checkpoint (expected a folder with config.yaml)")
-    try:
-        from lrreid.build import load_run
-    except ImportError as exc:  # pragma: no cover - the engine is part of lrreid
-        raise CheckpointError(f"{path}: cannot load runs ({exc})") from None
-    method = load_run(path)
-    return pipeline_from_method(method, path, fast=fast, device=device, fixed_scale=fixed_scale, batch_size=batch_size)
+    from lrreid.build import load_trained_method
+
+    from lrreid.config import config_to_yaml
+
+    cfg, _splits, method, ckpt = load_trained_method(path)
+    pipe = pipeline_from_method(method.eval(), path, fast=fast, device=device, fixed_scale=fixed_scale,
+                                batch_size=batch_size)
+    # The config the weights were trained with (from the checkpoint), part of the model identity.
+    pipe.source.update(checkpoint=str(ckpt.path), config_text=config_to_yaml(cfg))
+    return pipe
 
 
 def pipeline_from_method(
@@ -50,20 +57,26 @@ def pipeline_from_method(
     fixed_scale: int | None = None,
     batch_size: int = 32,
 ) -> LRReIDPipeline:
-    """Wrap a method's networks (``reid_net``, ``sr_net``, ``predictor`` attributes) in a pipeline."""
+    """Wrap a method's networks in a pipeline.
+
+    Reads the attributes PRI's method has: ``reid_net`` (F), ``sr_net`` (G), ``scale_predictor``
+    (P), ``scales``, ``input_size`` and the ``pixel_mean``/``pixel_std`` normalisation; a method
+    without SR or predictor gives a pipeline that only resizes probes (scale 1).
+    """
     reid_net = getattr(method, "reid_net", None)
-    if reid_net is None:
-        raise CheckpointError(f"{source}: method {getattr(method, 'name', '?')!r} has no re-ID network to embed with")
+    if not isinstance(reid_net, torch.nn.Module):
+        raise CheckpointError(f"{source}: method {getattr(method, 'name', '?')!r} has no re-ID network (reid_net) to embed with")
     sr_net = getattr(method, "sr_net", None)
-    predictor = getattr(method, "predictor", None)
-    scales = tuple(getattr(method, "scales", None) or getattr(sr_net, "supported_scales", None) or (1,))
+    predictor = getattr(method, "scale_predictor", None)
+    scales = tuple(getattr(method, "scales", None) or (1,))
     input_size = tuple(getattr(method, "input_size", (384, 128)))
+    mean = getattr(method, "pixel_mean", None)
+    std = getattr(method, "pixel_std", None)
     precision = Precision.for_inference(device, fast=fast)
     pipe = LRReIDPipeline(
-        reid_net, sr_net, predictor, scales=scales, fixed_scale=fixed_scale, input_size=input_size,
-        precision=precision, sr_precision=sr_precision_for(precision),
-        lr_size=getattr(method, "lr_size", None),
-        mean=getattr(method, "mean", IMAGENET_MEAN), std=getattr(method, "std", IMAGENET_STD),
+        reid_net, sr_net, predictor, scales=scales, fixed_scale=fixed_scale, input_size=input_size, precision=precision, sr_precision=sr_precision_for(precision),
+        mean=IMAGENET_MEAN if mean is None else tuple(mean.flatten().tolist()),
+        std=IMAGENET_STD if std is None else tuple(std.flatten().tolist()),
         batch_size=batch_size,
     )
     if source is not None:
@@ -77,6 +90,4 @@ def sr_precision_for(precision: Precision) -> Precision:
 
 
 def _source_info(path: Path) -> dict:
-    run_dir = path if path.is_dir() else path.parent
-    config = run_dir / "config.yaml"
-    return {"path": str(path.resolve()), "config_text": config.read_text() if config.is_file() else ""}
+    return {"path": str(path.resolve())}

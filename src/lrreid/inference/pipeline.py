@@ -1,6 +1,7 @@
 """Predict, recover, identify: the inference path of an LR re-ID model, fast.
 
-Gallery (HR) images are resized to the re-ID input size and embedded.  Probe (LR) images go
+Gallery (HR) images are resized to the re-ID input size (antialiased bicubic, as the evaluation
+loads them) and embedded.  Probe (LR) images go
 through three networks: the scale predictor chooses a scale factor per probe (the argmax of its
 logits, PRI Sec. 3.2) unless a fixed scale is given, the SR network super-resolves the probe at that
 scale, and the re-ID network embeds the result resized to the input size.
@@ -93,10 +94,25 @@ def load_images(images: ImageLike | Iterable[ImageLike]) -> list[torch.Tensor]:
 
 
 def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize ``[B, 3, h, w]`` to ``size`` (H, W): bilinear, antialiased when shrinking (as PIL does)."""
+    """Resize ``[B, 3, h, w]`` to ``size`` (H, W): bilinear, antialiased when shrinking.
+
+    How PRI feeds SR outputs and LR images to its networks (``methods.pri.model.resize_for_net``);
+    torch's antialiased bilinear equals the plain one when enlarging, so one call covers both.
+    """
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_gallery(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize HR gallery images ``[B, 3, h, w]``: antialiased bicubic, clamped to [0, 1].
+
+    How the evaluation loads gallery images (``data.degradations.bicubic_resize``), so that search
+    and ``lrreid evaluate`` embed a gallery image the same way.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False, antialias=True).clamp_(0, 1)
 
 
 class ProbeFeatures(NamedTuple):
@@ -206,11 +222,16 @@ class LRReIDPipeline:
 
     # ---- small helpers ----------------------------------------------------------------------
     @staticmethod
-    def _check_scale_supported(sr_net, scale) -> None:
+    def _sr_supports(sr_net, scale) -> bool:
         supported = getattr(sr_net, "supported_scales", None)
-        if sr_net is not None and scale is not None and supported is not None:
-            if int(scale) not in {int(s) for s in supported}:
-                raise ConfigError(f"scale {scale}: the SR network supports {sorted(supported)}")
+        return supported is None or any(abs(float(scale) - float(s)) < 1e-9 for s in supported)
+
+    @classmethod
+    def _check_scale_supported(cls, sr_net, scale) -> None:
+        """Scale 1 is always possible (the identity, for SR networks without a x1 mode)."""
+        if sr_net is not None and scale is not None and int(scale) != 1 and not cls._sr_supports(sr_net, scale):
+            shown = ", ".join(f"x{float(s):g}" for s in sr_net.supported_scales)
+            raise ConfigError(f"scale {scale}: the SR network does {shown} only")
 
     @property
     def scales(self) -> tuple[int, ...]:
@@ -257,7 +278,7 @@ class LRReIDPipeline:
     def _embed_gallery(self, images, on_progress) -> torch.Tensor:
         out = []
         for chunk in _chunks(images, self.batch_size):
-            batch = torch.stack([resize_batch(t[None], self.input_size)[0] for t in load_images(chunk)])
+            batch = torch.stack([resize_gallery(t[None], self.input_size)[0] for t in load_images(chunk)])
             out.append(self._embed_batch(batch))
             if on_progress is not None:
                 on_progress(len(chunk))
@@ -290,7 +311,7 @@ class LRReIDPipeline:
         return out.clone()
 
     def _super_resolve(self, images: torch.Tensor, scale: int) -> torch.Tensor:
-        if self.sr_net is None:
+        if self.sr_net is None or (int(scale) == 1 and not self._sr_supports(self.sr_net, 1)):
             return images
         return self._run(self.sr_net, self.sr_precision, images, int(scale)).clamp_(0, 1).cpu()
 

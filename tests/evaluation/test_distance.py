@@ -78,14 +78,14 @@ def test_topk_and_distances_reject_bad_input():
 
 def test_blocks_never_exceed_chunk_size_times_gallery(monkeypatch):
     seen = []
-    real = D._PreparedGallery.distances
+    real = D.PreparedGallery.distances
 
     def spy(self, q):
         out = real(self, q)
         seen.append(out.shape)
         return out
 
-    monkeypatch.setattr(D._PreparedGallery, "distances", spy)
+    monkeypatch.setattr(D.PreparedGallery, "distances", spy)
     rng = np.random.default_rng(3)
     topk_neighbors(rng.standard_normal((1000, 8)), rng.standard_normal((3000, 8)), 5, chunk_size=100)
     assert len(seen) == 10 and all(s == (100, 3000) for s in seen)

@@ -67,8 +67,7 @@ def rank_with(strategy, distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20):
     ranker = M._TrueMatchRanker(q_pids, g_pids, q_cams, g_cams, num_q=d.shape[0], num_g=d.shape[1],
                                 max_rank=max_rank, single_gallery_shot=False, num_repeats=1, seed=0,
                                 strategy=strategy)
-    ranker.add_block(0, M._float_block(d))
-    return ranker.result(), ranker
+    return ranker.result([ranker.rank_block(0, M._float_block(d))]), ranker
 
 
 def reference_metrics(distmat, q_pids, g_pids, q_cams, g_cams, max_rank):
@@ -273,6 +272,28 @@ def test_block_size_does_not_change_the_result(monkeypatch):
     np.testing.assert_array_equal(res.cmc, expected.cmc)
     assert res.mAP == pytest.approx(expected.mAP, abs=1e-12)
     assert res.mINP == pytest.approx(expected.mINP, abs=1e-12)
+
+
+def test_worker_threads_give_identical_results_and_restore_torch_threads(monkeypatch):
+    rng = np.random.default_rng(13)
+    q_pids, g_pids, q_cams, g_cams = random_problem(rng, num_q=90)
+    distmat = rng.random((90, 300))
+    monkeypatch.setattr(M, "_BLOCK_ELEMENTS", 10 * 300)  # 9 blocks, ranked by 2 worker threads
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams)
+        torch.set_num_threads(2)
+        two = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams)
+        assert torch.get_num_threads() == 2
+        distmat[85, 3] = np.nan  # an error raised in a worker reaches the caller; threads restored
+        with pytest.raises(ProtocolError, match="query 85, gallery 3"):
+            evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(one.cmc, two.cmc)
+    assert (one.mAP, one.mINP) == (two.mAP, two.mINP)  # blocks are summed in row order either way
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])

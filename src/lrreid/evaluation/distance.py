@@ -14,7 +14,9 @@ float64).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from lrreid.errors import ProtocolError
 
 METRICS = ("euclidean", "cosine")
+T = TypeVar("T")
 
 # Default block: about 4M distances (16 MB in float32), small enough to stay in cache-friendly
 # sizes and large enough that the per-block overhead does not matter.
@@ -51,7 +54,7 @@ def as_feature_matrix(x, name: str, device: torch.device | None = None) -> torch
     return t
 
 
-class _PreparedGallery:
+class PreparedGallery:
     """Gallery features with the per-gallery terms of the metric computed once."""
 
     def __init__(self, gf: torch.Tensor, metric: str):
@@ -73,7 +76,7 @@ class _PreparedGallery:
         return d2.clamp_min_(0.0).sqrt_()
 
 
-def _check_pair(qf, gf) -> tuple[torch.Tensor, torch.Tensor]:
+def check_feature_pair(qf, gf) -> tuple[torch.Tensor, torch.Tensor]:
     q = as_feature_matrix(qf, "query features")
     g = as_feature_matrix(gf, "gallery features", device=q.device)
     if q.shape[1] != g.shape[1]:
@@ -95,16 +98,44 @@ def distance_chunks(qf, gf, metric: str = "euclidean",
         for start, d in distance_chunks(qf, gf, "cosine", chunk_size=1024):
             best = d.argmin(dim=1)   # nearest gallery entry of queries start .. start+len(d)-1
     """
-    q, g = _check_pair(qf, gf)
+    q, g = check_feature_pair(qf, gf)
     return _blocks(q, g, metric, chunk_size)
+
+
+def check_chunk_rows(chunk_size: int | None, num_gallery: int) -> int:
+    """Query rows per block: ``chunk_size``, or the default for this gallery size when None."""
+    rows = chunk_size if chunk_size is not None else default_chunk_rows(num_gallery)
+    if not (isinstance(rows, (int, np.integer)) and rows >= 1):
+        raise ProtocolError(f"chunk_size must be a positive number of query rows, got {rows!r}")
+    return int(rows)
+
+
+def map_blocks(fn: Callable[[int], T], starts) -> list[T]:
+    """``[fn(start) for start in starts]``, several blocks at a time in worker threads when torch
+    may use several threads (``torch.get_num_threads()`` workers).
+
+    Each worker runs torch single-threaded and takes whole blocks.  On a busy machine torch's own
+    per-operation threading waits at a barrier after every operation for a thread that may not be
+    scheduled (measured 5-20x slower than one thread on a shared 2-core machine); whole blocks per
+    thread need no barrier.  torch's thread setting is restored afterwards.
+    """
+    starts = list(starts)
+    workers = min(torch.get_num_threads(), len(starts))
+    if workers <= 1:
+        return [fn(s) for s in starts]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(fn, starts))
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _blocks(q: torch.Tensor, g: torch.Tensor, metric: str,
             chunk_size: int | None) -> Iterator[tuple[int, torch.Tensor]]:
-    gallery = _PreparedGallery(g, metric)
-    rows = chunk_size if chunk_size is not None else default_chunk_rows(g.shape[0])
-    if rows < 1:
-        raise ProtocolError(f"chunk_size must be a positive number of query rows, got {rows}")
+    gallery = PreparedGallery(g, metric)
+    rows = check_chunk_rows(chunk_size, g.shape[0])
     return ((start, gallery.distances(q[start:start + rows])) for start in range(0, q.shape[0], rows))
 
 
@@ -120,8 +151,8 @@ def pairwise_distance(qf, gf, metric: str = "euclidean") -> torch.Tensor:
         >>> pairwise_distance(q, g)
         tensor([[5., 1.]])
     """
-    q, g = _check_pair(qf, gf)
-    return _PreparedGallery(g, metric).distances(q)
+    q, g = check_feature_pair(qf, gf)
+    return PreparedGallery(g, metric).distances(q)
 
 
 def topk_neighbors(qf, gf, k: int, metric: str = "euclidean",
@@ -136,18 +167,17 @@ def topk_neighbors(qf, gf, k: int, metric: str = "euclidean",
 
         dist, idx = topk_neighbors(query_feats, gallery_feats, k=10, metric="cosine")
     """
-    q, g = _check_pair(qf, gf)
+    q, g = check_feature_pair(qf, gf)
     num_g = g.shape[0]
     if not 1 <= k <= num_g:
         raise ProtocolError(f"k={k} neighbours requested but the gallery has {num_g} entries")
-    out_d, out_i = [], []
-    for _, d in _blocks(q, g, metric, chunk_size):
-        vals, idx = _stable_topk(d, k)
-        out_d.append(vals)
-        out_i.append(idx)
-    if not out_d:
+    if q.shape[0] == 0:
         return torch.empty(0, k, dtype=q.dtype, device=q.device), torch.empty(0, k, dtype=torch.long, device=q.device)
-    return torch.cat(out_d), torch.cat(out_i)
+    gallery = PreparedGallery(g, metric)
+    rows = check_chunk_rows(chunk_size, num_g)
+    parts = map_blocks(lambda start: _stable_topk(gallery.distances(q[start:start + rows]), k),
+                       range(0, q.shape[0], rows))
+    return torch.cat([d for d, _ in parts]), torch.cat([i for _, i in parts])
 
 
 def _stable_topk(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

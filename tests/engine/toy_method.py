@@ -59,6 +59,7 @@ def _install_stand_ins() -> None:
             return out
 
         mod.EvalSplit, mod.genuine_lr_protocol = EvalSplit, genuine_lr_protocol
+        mod.__lrreid_stand_in__ = True  # tests only: replaced by the real module once it exists
         sys.modules["lrreid.data.protocols"] = mod
     try:
         from lrreid.data.loading import RandomIdentitySampler  # noqa: F401
@@ -100,6 +101,7 @@ def _install_stand_ins() -> None:
                 return len(self._global()) // self.world
 
         mod.RandomIdentitySampler = RandomIdentitySampler
+        mod.__lrreid_stand_in__ = True
         sys.modules["lrreid.data.loading"] = mod
 
 

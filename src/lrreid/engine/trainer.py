@@ -276,6 +276,8 @@ class Trainer:
             raise ConfigError(
                 f"train.num_instances={self.num_instances} must divide the per-process batch {self.batch_per_rank}"
             )
+        # Contract with lrreid.data.loading: batch_size is the GLOBAL batch; rank r yields its
+        # contiguous share (batch_size / world_size) of every global P x K batch, reshuffled by set_epoch.
         return RandomIdentitySampler(
             list(pids), self.batch_size, self.num_instances, seed=seed,
             rank=self.dist.rank, world_size=self.dist.world_size,

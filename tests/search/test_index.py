@@ -14,6 +14,7 @@ from lrreid.errors import DatasetLayoutError, ImageReadError, IndexMismatchError
 from lrreid.inference.testing import tiny_pipeline
 from lrreid.search import GalleryIndex, Searcher, build_index
 from lrreid.search.html import write_html
+from lrreid.search.index import exact_topk, make_faiss_index, prepare_features, to_distances
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +57,15 @@ def test_build_and_exact_search_match_brute_force(gallery, pipe):
     report = build_index(gallery, pipe, progress=False)
     assert (report.total, report.embedded, report.ignored) == (10, 10, 1)
     idx = GalleryIndex.load(report.index_dir)
-    assert idx.index.ntotal == 10 and idx.kind == "flat" and idx.metric == "euclidean"
+    assert len(idx) == 10 and idx.kind == "flat" and idx.metric == "euclidean"
+    assert idx.index is None  # exact search runs on the feature array itself
 
     searcher = Searcher(report.index_dir, model=pipe)
     probe = gallery / "cam1" / "003.png"
     (res,) = searcher.search([probe], k=4, scale=1)
-    # A gallery image as probe at scale 1 (bicubic x1 = identity) finds itself first, at distance ~0.
-    assert res.matches[0].path == str(probe) and res.matches[0].distance < 1e-3
+    # A gallery image as probe at scale 1 (bicubic x1 = identity) finds itself first, at distance ~0
+    # (float32 rounding of |q|^2 + |g|^2 - 2 q.g, as in the evaluation, leaves ~1e-3).
+    assert res.matches[0].path == str(probe) and res.matches[0].distance < 0.01 * res.matches[1].distance
     # The ranking and distances are those of a brute-force Euclidean search.
     q = pipe.embed_probes([probe], scale=1).features.numpy()
     g = pipe.embed_gallery([gallery / e.path for e in idx.entries]).numpy()
@@ -99,8 +102,7 @@ def test_incremental_update_embeds_only_new_and_changed_files_and_drops_removed(
     np.testing.assert_allclose(np.asarray(idx.features), np.asarray(GalleryIndex.load(fresh.index_dir).features),
                                atol=1e-5)
     # only the files of the current version stay on disk
-    assert sorted(p.name.split("-")[0] for p in report.index_dir.iterdir()) == [
-        "entries", "faiss", "features", "manifest.json"]
+    assert sorted(p.name.split("-")[0] for p in report.index_dir.iterdir()) == ["entries", "features", "manifest.json"]
 
 
 def test_index_of_another_model_or_version_raises_mismatch(gallery, pipe, monkeypatch):
@@ -191,3 +193,19 @@ def test_cosine_metric_distances_are_one_minus_cosine(gallery, pipe):
         g = pipe.embed_gallery([m.path]).numpy()[0]
         cos = q @ g / np.linalg.norm(q) / np.linalg.norm(g)
         assert abs(m.distance - (1 - cos)) < 1e-4
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_blocked_exact_search_equals_faiss_flat_and_the_evaluation_distances(metric):
+    from lrreid.evaluation.distance import pairwise_distance
+
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((3000, 32)).astype(np.float32)
+    q = rng.standard_normal((20, 32)).astype(np.float32)
+    dist, rows = exact_topk(g, q, k=7, metric=metric, block=500)  # several blocks and merges
+    raw, faiss_rows = make_faiss_index(prepare_features(g, metric), metric).search(prepare_features(q, metric), 7)
+    np.testing.assert_array_equal(rows, faiss_rows)
+    np.testing.assert_allclose(dist, to_distances(raw, metric), atol=1e-4)
+    full = pairwise_distance(q, g, metric).numpy()
+    np.testing.assert_allclose(dist, np.take_along_axis(full, rows, axis=1), atol=1e-4)
+    assert (np.diff(dist, axis=1) >= 0).all()

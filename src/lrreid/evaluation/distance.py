@@ -27,6 +27,9 @@ from lrreid.errors import ProtocolError
 METRICS = ("euclidean", "cosine")
 T = TypeVar("T")
 
+# Worker threads for blocks: each holds one block's temporaries (tens of MB), so memory stays bounded.
+MAX_WORKERS = 8
+
 # Default block: about 4M distances (16 MB in float32), small enough to stay in cache-friendly
 # sizes and large enough that the per-block overhead does not matter.
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
@@ -112,7 +115,8 @@ def check_chunk_rows(chunk_size: int | None, num_gallery: int) -> int:
 
 def map_blocks(fn: Callable[[int], T], starts) -> list[T]:
     """``[fn(start) for start in starts]``, several blocks at a time in worker threads when torch
-    may use several threads (``torch.get_num_threads()`` workers).
+    may use several threads (``torch.get_num_threads()`` workers, at most ``MAX_WORKERS``: each
+    worker holds one block's temporaries).
 
     Each worker runs torch single-threaded and takes whole blocks.  On a busy machine torch's own
     per-operation threading waits at a barrier after every operation for a thread that may not be
@@ -120,7 +124,7 @@ def map_blocks(fn: Callable[[int], T], starts) -> list[T]:
     thread need no barrier.  torch's thread setting is restored afterwards.
     """
     starts = list(starts)
-    workers = min(torch.get_num_threads(), len(starts))
+    workers = min(torch.get_num_threads(), len(starts), MAX_WORKERS)
     if workers <= 1:
         return [fn(s) for s in starts]
     previous = torch.get_num_threads()
@@ -171,13 +175,18 @@ def topk_neighbors(qf, gf, k: int, metric: str = "euclidean",
     num_g = g.shape[0]
     if not 1 <= k <= num_g:
         raise ProtocolError(f"k={k} neighbours requested but the gallery has {num_g} entries")
-    if q.shape[0] == 0:
-        return torch.empty(0, k, dtype=q.dtype, device=q.device), torch.empty(0, k, dtype=torch.long, device=q.device)
     gallery = PreparedGallery(g, metric)
     rows = check_chunk_rows(chunk_size, num_g)
-    parts = map_blocks(lambda start: _stable_topk(gallery.distances(q[start:start + rows]), k),
-                       range(0, q.shape[0], rows))
-    return torch.cat([d for d, _ in parts]), torch.cat([i for _, i in parts])
+    # Written in place: small per-block results kept alive between large block temporaries would
+    # fragment the heap (measured: resident memory creeping up by one block every few blocks).
+    out_d = torch.empty(q.shape[0], k, dtype=q.dtype, device=q.device)
+    out_i = torch.empty(q.shape[0], k, dtype=torch.long, device=q.device)
+
+    def search(start: int) -> None:
+        out_d[start:start + rows], out_i[start:start + rows] = _stable_topk(gallery.distances(q[start:start + rows]), k)
+
+    map_blocks(search, range(0, q.shape[0], rows))
+    return out_d, out_i
 
 
 def _stable_topk(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -100,8 +100,11 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank: int 
                               max_rank=max_rank, single_gallery_shot=single_gallery_shot,
                               num_repeats=num_repeats, seed=seed)
     rows = default_chunk_rows(num_g, _BLOCK_ELEMENTS)
-    return ranker.result(map_blocks(lambda start: ranker.rank_block(start, _float_block(dist[start:start + rows])),
-                                    range(0, num_q, rows)))
+
+    def rank(start: int) -> _Tally:
+        return ranker.rank_block(start, _float_block(dist[start:start + rows]))
+
+    return ranker.result(map_blocks(rank, range(0, num_q, rows)))
 
 
 def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, *, metric: str = "euclidean",
@@ -122,9 +125,11 @@ def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, *, metric: str
                               num_repeats=num_repeats, seed=seed)
     gallery = PreparedGallery(g, metric)
     rows = check_chunk_rows(chunk_size, g.shape[0])
-    return ranker.result(map_blocks(
-        lambda start: ranker.rank_block(start, _float_block(gallery.distances(q[start:start + rows]))),
-        range(0, q.shape[0], rows)))
+
+    def rank(start: int) -> _Tally:
+        return ranker.rank_block(start, _float_block(gallery.distances(q[start:start + rows])))
+
+    return ranker.result(map_blocks(rank, range(0, q.shape[0], rows)))
 
 
 # --------------------------------------------------------------------------- input checks
@@ -174,8 +179,10 @@ def _as_ids(x, name: str, length: int, what: str) -> np.ndarray:
 # --------------------------------------------------------------------------- the ranking engine
 
 class _TrueMatchRanker:
-    """Accumulates CMC/AP/INP over blocks of distance rows; ``strategy`` is for tests
-    ("auto": histogram with sorting fallback; "sort": every row by stable sort)."""
+    """Ranks the true matches of blocks of distance rows into tallies, and combines the tallies.
+
+    ``strategy`` is for tests: "auto" (histogram, sorting fallback) or "sort" (every row sorted).
+    """
 
     def __init__(self, q_pids, g_pids, q_camids, g_camids, *, num_q: int, num_g: int, max_rank: int,
                  single_gallery_shot: bool, num_repeats: int, seed: int, strategy: str = "auto"):
@@ -208,7 +215,6 @@ class _TrueMatchRanker:
         self.g_order = order
         self.g_pids_t = torch.from_numpy(self.g_pids)
         self.g_cams_t = torch.from_numpy(self.g_cams)
-
 
         self.single_gallery_shot = bool(single_gallery_shot)
         if self.single_gallery_shot:

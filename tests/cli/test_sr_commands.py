@@ -1,6 +1,7 @@
 """`lrreid sr-benchmark`: tables and JSON on an SR test set and on person crops; one-line errors."""
 import json
 
+import pytest
 import torch
 from PIL import Image
 
@@ -65,6 +66,7 @@ def test_user_errors_are_one_line_with_status_2(tmp_path, capsys):
         assert len(lines) == 1 and message in lines[0], (args, err)
 
 
+@pytest.mark.shared
 def test_person_crop_mode_on_viper(shared, capsys):
     root = shared("data", "VIPeR")
     assert cli("sr-benchmark", "--person-crops", "viper", str(root), "--limit", "3", "--scales", "2", "--json") == 0

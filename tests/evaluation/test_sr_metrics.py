@@ -86,7 +86,7 @@ def test_mismatched_or_tiny_images_are_refused():
 
 def test_mod_crop_trims_to_a_multiple_of_the_scale():
     assert mod_crop(Image.new("RGB", (229, 344)), 3).size == (228, 342)
-    assert mod_crop(Image.new("RGB", (229, 344)), 1.5).size == (229, 344)  # non-integer: untouched
+    assert mod_crop(Image.new("RGB", (229, 344)), 2.5).size == (225, 340)  # x5/2: multiples of 5
 
 
 def make_test_set(root, scales=(2, 3), names=("a", "b")):

@@ -66,6 +66,7 @@ def mobilenet_file(shared):
     return shared("weights", "mobilenetv2_imagenet_features.pt")
 
 
+@pytest.mark.shared
 def test_every_tensor_of_the_mobilenetv2_port_maps_onto_timm(mobilenet_file):
     import timm
 
@@ -78,6 +79,7 @@ def test_every_tensor_of_the_mobilenetv2_port_maps_onto_timm(mobilenet_file):
     assert sum(v.numel() for k, v in mapped.items() if not k.endswith("num_batches_tracked")) == 2_257_984
 
 
+@pytest.mark.shared
 def test_imagenet_mobilenetv2_gives_sensible_features_of_a_real_image(mobilenet_file, shared):
     from lrreid.data.imageio import read_image
     from lrreid.evaluation.sr_metrics import to_tensor

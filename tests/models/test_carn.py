@@ -57,12 +57,14 @@ def test_trains_and_keeps_the_mean_shift_frozen():
     assert not net.sub_mean.shifter.weight.requires_grad
 
 
+@pytest.mark.shared
 def test_the_authors_file_loads_strictly(shared):
     path = shared("weights", "carn_m.pth")
     net = build_sr_model("carn_m", weights=path)
     assert torch.allclose(net.sub_mean.shifter.bias, -torch.tensor([0.4488, 0.4371, 0.4040]), atol=1e-4)
 
 
+@pytest.mark.shared
 def test_set5_x2_matches_the_published_psnr(shared):
     from lrreid.evaluation.sr_metrics import benchmark_pairs, score_sr
 

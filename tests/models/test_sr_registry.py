@@ -52,6 +52,7 @@ def test_outputs_are_clamped_in_eval_but_not_in_training():
     assert out.max() <= 1.0 and out.min() >= 0.0
 
 
+@pytest.mark.shared
 def test_bicubic_on_set5_x2_is_the_standard_baseline(shared):
     from lrreid.evaluation.sr_metrics import benchmark_pairs, score_sr
 

@@ -123,6 +123,13 @@ def test_a_file_needing_full_unpickling_is_refused_with_the_reason(tmp_path, sta
     assert "NotATensor" in one_line(exc) and "pickled.pth" in str(exc.value)
 
 
+def test_numpy_scalars_beside_the_weights_are_fine(tmp_path, state):
+    import numpy as np
+
+    torch.save({"state_dict": state, "rank1": np.float64(0.83), "epoch": np.int64(60)}, tmp_path / "ckpt.pth")
+    assert same(read_state_dict(tmp_path / "ckpt.pth"), state)
+
+
 def test_a_checkpoint_without_tensors_is_refused(tmp_path):
     torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "meta.pth")
     with pytest.raises(CheckpointError, match="no state dict found") as exc:

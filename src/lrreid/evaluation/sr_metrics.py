@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -140,17 +141,19 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def mod_crop(img: Image.Image, scale: float) -> Image.Image:
-    """Crop the bottom/right so both sides are multiples of ``scale`` (integer scales), as SR
-    test sets are prepared before down-sampling.
+    """Crop the bottom/right so both sides are multiples of the scale's numerator (x3: of 3;
+    x2.5 = 5/2: of 5), so that down-sampling and SR land exactly on the HR size again.  SR test
+    sets are prepared this way before their LR copies are made.
 
     >>> mod_crop(Image.new("RGB", (229, 344)), 3).size
     (228, 342)
     """
-    s = int(round(scale))
-    if abs(scale - s) > 1e-9 or s < 1:
-        return img
+    m = Fraction(scale).limit_denominator(100).numerator
     w, h = img.size
-    return img.crop((0, 0, w - w % s, h - h % s))
+    return img.crop((0, 0, w - w % m, h - h % m))
+
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def find_sr_pairs(root: str | os.PathLike, scale: int) -> list[tuple[str, Path, Path]]:
@@ -163,20 +166,20 @@ def find_sr_pairs(root: str | os.PathLike, scale: int) -> list[tuple[str, Path, 
     hr_dir, lr_dir = base / "HR", base / "LR_bicubic" / f"X{scale}"
     for d in (hr_dir, lr_dir):
         if not d.is_dir():
-            raise DatasetLayoutError(f"{d}: folder not found (expected HR/*.png|bmp and LR_bicubic/X{scale}/<name>x{scale}.png|bmp)")
+            raise DatasetLayoutError(
+                f"{d}: folder not found (expected HR/<name>.png|bmp and LR_bicubic/X{scale}/<name>x{scale}.png|bmp)"
+            )
     hrs = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not hrs:
         raise DatasetLayoutError(f"{hr_dir}: no images")
     pairs = []
     for hr in hrs:
-        lr = next((lr_dir / f"{hr.stem}x{scale}{ext}" for ext in (hr.suffix, *IMAGE_SUFFIXES) if (lr_dir / f"{hr.stem}x{scale}{ext}").is_file()), None)
+        candidates = [lr_dir / f"{hr.stem}x{scale}{ext}" for ext in (hr.suffix, *IMAGE_SUFFIXES)]
+        lr = next((c for c in candidates if c.is_file()), None)
         if lr is None:
             raise DatasetLayoutError(f"{lr_dir}: no {hr.stem}x{scale}{hr.suffix} for {hr}")
         pairs.append((hr.stem, hr, lr))
     return pairs
-
-
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 @torch.no_grad()
@@ -227,7 +230,7 @@ def person_crop_pairs(paths, scale: float):
     for path in paths:
         hr_img = mod_crop(read_image(path), scale)
         lr_img = bicubic_downsample(hr_img, scale)
-        yield Path(path).name, to_tensor(lr_img), to_tensor(hr_img)
+        yield str(path), to_tensor(lr_img), to_tensor(hr_img)
 
 
 def min_scoreable_side(scale: float) -> int:

@@ -97,13 +97,16 @@ def create_backbone(name: str, pretrained: str | os.PathLike | None = None, *, s
         path = resolve_weights(spec)
     state = read_state_dict(path)
     importer = guess_importer(state)
-    state = IMPORTERS.get(importer)(state)
-    classifier = model.pretrained_cfg.get("classifier") or ""
+    try:
+        state = IMPORTERS.get(importer)(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    classifier = model.pretrained_cfg.get("classifier") or ()
     heads = tuple(f"{c}." for c in ((classifier,) if isinstance(classifier, str) else classifier) if c)
-    dropped = [k for k in state if k.startswith(heads)] if heads else []
+    dropped = {k for k in state if k.startswith(heads)} if heads else set()
     if dropped:
-        log.info("%s: dropping the classifier (%d tensors: %s, ...)", path, len(dropped), dropped[0])
-        state = {k: v for k, v in state.items() if k not in set(dropped)}
+        log.info("%s: dropping the classifier (%d tensors: %s)", path, len(dropped), ", ".join(sorted(dropped)))
+        state = {k: v for k, v in state.items() if k not in dropped}
     report = load_weights(model, state, strict=strict, label=f"{path} ({importer} layout)")
     log.info("%s -> %s: %s", path, name, report.summary())
     return model, channels

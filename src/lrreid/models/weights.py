@@ -124,7 +124,8 @@ def _read_torch_file(p: Path):
     elif magic[:1] != b"\x80":  # the legacy format is a pickle, which starts with PROTO (0x80)
         raise CheckpointError(f"{p}: not a PyTorch or safetensors checkpoint")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "Weights only load failed" in msg:
@@ -143,6 +144,19 @@ def _read_torch_file(p: Path):
         raise CheckpointError(f"{p}: cannot read checkpoint ({_first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - garbage input makes the unpickler raise anything
         raise CheckpointError(f"{p}: not a PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _numpy_scalar_globals() -> list:
+    """NumPy scalars and dtypes, which training scripts often save beside the weights (a best
+    rank-1 as ``np.float64``); rebuilding them runs no code, so they are allowed."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    kinds = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+    return [scalar, np.dtype, *{type(np.dtype(k)) for k in kinds}]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -191,9 +205,6 @@ def _strip_common_prefix(state: StateDict, prefix: str) -> StateDict:
 
 # --------------------------------------------------------------------------- naming weights
 
-HUB_PREFIXES = ("timm:", "open_clip:")
-
-
 def resolve_weights(spec: str | os.PathLike) -> Path:
     """The local file named by ``spec``: a path, or a hub name fetched by its library.
 
@@ -234,10 +245,9 @@ def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
         return False
 
 
-def _offline_error(spec: str, detail: str = "") -> CheckpointError:
-    extra = f" ({detail})" if detail else ""
+def _offline_error(spec: str) -> CheckpointError:
     return CheckpointError(
-        f"{spec}: not in the local cache and the model hub cannot be reached (no network){extra}; "
+        f"{spec}: not in the local cache and the model hub cannot be reached (no network); "
         "download the file on a machine with access and pass its local path instead"
     )
 

@@ -66,7 +66,7 @@ def sr_benchmark_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, auto ..."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """PSNR/SSIM (Y channel, border of `scale` px cropped) of an SR model, per scale.
+    """PSNR/SSIM (Y channel, a border of ceil(scale) px cropped) of an SR model, per scale.
 
     Examples:
       lrreid sr-benchmark --model carn_m --weights ../shared/weights/carn_m.pth --data ../shared/data/Set5 --scales 2,3,4

@@ -15,7 +15,6 @@ Importers are registered by name in ``IMPORTERS``; ``docs/models.md`` lists them
 """
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import re

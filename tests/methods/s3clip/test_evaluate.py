@@ -62,3 +62,25 @@ def test_a_direction_without_any_match_is_a_note_not_a_crash(train_records, make
     assert report.rows == []
     assert any("no query has a match" in n for n in report.notes)
     assert any("no nadir tracklets" in n for n in report.notes)
+
+
+def test_without_pre_interpolation_tracklets_reach_s_at_their_own_size(train_records, make_method, tiny_config,
+                                                                       cpu_context):
+    from lrreid.methods.s3clip.evaluate import extract_features
+
+    cfg = tiny_config()
+    cfg.sr.pre_interpolation = "none"
+    method = make_method(train_records, cfg).eval()
+    seen = []
+    sr_forward = method.sr.forward
+
+    def spy(x, scale):
+        seen.append((tuple(x.shape[-2:]), scale))
+        return sr_forward(x, scale)
+
+    method.sr.forward = spy
+    aerial = [r for r in train_records if r.view == "aerial"][:3]
+    feats = extract_features(method, aerial, cpu_context(), super_resolve=[True] * 3)
+    assert feats.shape[0] == 3 and bool(feats.isfinite().all())
+    assert len(seen) == 3  # one tracklet at a time
+    assert all(size != method.lr_size and scale == 2 for size, scale in seen)  # native size, S's own x2

@@ -68,7 +68,7 @@ def test_topk_and_distances_reject_bad_input():
         pairwise_distance(np.ones((2, 4)), np.ones((3, 5)))
     bad = np.ones((3, 4))
     bad[1, 2] = np.nan
-    with pytest.raises(ProtocolError, match="gallery features: 1 feature rows contain NaN .*row 1"):
+    with pytest.raises(ProtocolError, match="gallery features: 1 feature rows contain NaN or infinite values .*row 1"):
         topk_neighbors(np.ones((2, 4)), bad, 1)
     with pytest.raises(ProtocolError, match="2-D"):
         pairwise_distance(np.ones(4), np.ones((3, 4)))

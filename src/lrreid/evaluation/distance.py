@@ -42,18 +42,22 @@ def default_chunk_rows(num_gallery: int, elements: int = DEFAULT_CHUNK_ELEMENTS)
 
 def as_feature_matrix(x, name: str, device: torch.device | None = None) -> torch.Tensor:
     """``x`` (numpy array or tensor, shape (N, D)) as a floating tensor; ProtocolError if it is not one."""
-    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else torch.as_tensor(x)
-    if t.ndim != 2:
-        raise ProtocolError(f"{name}: expected a 2-D feature matrix (N, D), got shape {tuple(t.shape)}")
-    if not (t.is_floating_point() and t.dtype == torch.float64):
-        t = t.float()
+    if not isinstance(x, torch.Tensor):
+        x = np.asarray(x)
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise ProtocolError(f"{name}: expected real-valued features, got dtype {x.dtype}")
+        x = np.ascontiguousarray(x)
+        x = torch.from_numpy(x if x.flags.writeable else x.copy())
+    if x.ndim != 2:
+        raise ProtocolError(f"{name}: expected a 2-D feature matrix (N, D), got shape {tuple(x.shape)}")
+    t = x if x.dtype == torch.float64 else x.float()
     if device is not None:
         t = t.to(device)
-    bad = torch.isnan(t).any(dim=1)
+    bad = ~torch.isfinite(t).all(dim=1)
     if bad.any():
         rows = torch.nonzero(bad).flatten()
         raise ProtocolError(
-            f"{name}: {rows.numel()} feature rows contain NaN (first: row {int(rows[0])})")
+            f"{name}: {rows.numel()} feature rows contain NaN or infinite values (first: row {int(rows[0])})")
     return t
 
 

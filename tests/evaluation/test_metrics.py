@@ -328,6 +328,8 @@ def test_evaluate_features_rejects_mismatched_features():
         evaluate_features(np.ones((2, 8)), np.ones((3, 4)), [1, 2], [1, 2, 3], [0, 0], [1, 1, 1])
     with pytest.raises(ProtocolError, match="g_pids has 2 entries"):
         evaluate_features(np.ones((2, 4)), np.ones((3, 4)), [1, 2], [1, 2], [0, 0], [1, 1, 1])
+    with pytest.raises(ProtocolError, match="at least one query"):
+        evaluate_features(np.ones((0, 4)), np.ones((3, 4)), [], [1, 2, 3], [], [1, 1, 1])
 
 
 # --------------------------------------------------------------------------- single-gallery-shot

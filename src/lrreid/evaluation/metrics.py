@@ -120,6 +120,8 @@ def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, *, metric: str
         res = evaluate_features(query_feats, gallery_feats, q_pids, g_pids, q_cams, g_cams, metric="cosine")
     """
     q, g = check_feature_pair(qf, gf)
+    if q.shape[0] == 0 or g.shape[0] == 0:
+        raise ProtocolError(f"need at least one query and one gallery feature, got {q.shape[0]} and {g.shape[0]}")
     ranker = _TrueMatchRanker(q_pids, g_pids, q_camids, g_camids, num_q=q.shape[0], num_g=g.shape[0],
                               max_rank=max_rank, single_gallery_shot=single_gallery_shot,
                               num_repeats=num_repeats, seed=seed)
@@ -171,7 +173,7 @@ def _as_ids(x, name: str, length: int, what: str) -> np.ndarray:
         raise ProtocolError(f"{name}: expected a 1-D array, got shape {a.shape}")
     if len(a) != length:
         raise ProtocolError(f"{name} has {len(a)} entries but there are {length} {what}")
-    if not np.issubdtype(a.dtype, np.integer):
+    if not np.issubdtype(a.dtype, np.integer) and a.size:
         raise ProtocolError(f"{name}: expected integer ids, got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
 

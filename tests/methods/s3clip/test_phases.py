@@ -130,3 +130,43 @@ def test_tdp_in_the_joint_phase_trains_s_but_not_i(train_records, make_method, t
     out["loss"].backward()
     assert _grad_owners(method) == {"sr"}
     assert any(p.requires_grad for p in method.image_encoder.adapters.parameters())  # I could have learnt
+
+
+def test_adaptive_scale_phase_trains_only_the_predictor_and_adds_an_evaluation_row(
+        train_records, make_method, tiny_config, cpu_context, first_batch):
+    from dataclasses import dataclass
+
+    from lrreid.methods.s3clip.evaluate import evaluate_cross_view
+
+    cfg = tiny_config()
+    cfg.sr.model, cfg.sr.args = "bicubic", {}
+    cfg.sr.adaptive_scales, cfg.sr.predictor_backbone, cfg.sr.predictor_feat_dim = [2, 4], "resnet10t", 16
+    method = make_method(train_records, cfg)
+    assert [p.name for p in method.phases()] == ["prompt", "reid", "scale"]
+    out = _one_step(method, "scale", cpu_context, first_batch)
+    assert _grad_owners(method) == {"scale_predictor"}
+    assert 0.0 <= float(out["scale_agree"]) <= 1.0 and torch.isfinite(out["scale_ce"])
+
+    @dataclass
+    class Split:
+        query: list
+        gallery: list
+
+    cfg.crossview.robustness, cfg.crossview.figure_tracklets = None, 0
+    cfg.crossview.directions = [["aerial", "ground"]]
+    method.eval()
+    report = evaluate_cross_view(method, [Split([r for r in train_records if r.view == "aerial"],
+                                                [r for r in train_records if r.view == "ground"])], cpu_context())
+    assert "A->G S3-CLIP adaptive scale" in [r.name for r in report.rows]
+    note = next(n for n in report.notes if n.startswith("adaptive scale"))
+    counts = [int(part.split(": ")[1]) for part in note.split("factor ")[1].split(", ")]
+    assert sum(counts) == sum(r.view == "aerial" for r in train_records)
+
+
+def test_adaptive_scales_the_sr_model_cannot_do_are_refused(train_records, make_method, tiny_config):
+    from lrreid.errors import ConfigError
+
+    cfg = tiny_config()
+    cfg.sr.adaptive_scales = [2, 3]  # the tiny SwinIR does x2 only
+    with pytest.raises(ConfigError, match="x2 only"):
+        make_method(train_records, cfg)

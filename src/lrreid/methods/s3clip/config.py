@@ -52,10 +52,22 @@ class SRConfig:
     # is resized (bilinear) to the encoder input (evaluation only; training always uses the grid).
     pre_interpolation: Literal["bicubic", "none"] = "bicubic"
     chunk: int = 64  # frames per SR forward pass at evaluation (memory)
+    # Adaptive scale (beyond the paper, its open question 1): PRI's ScalePredictor chooses S's factor
+    # per LR tracklet among these (S must do them all: carn_m, metasr_rdn, swinir with
+    # pre_upsample).  None: always ``scale``.
+    adaptive_scales: list[float] | None = None
+    predictor_backbone: str = "resnet18"  # timm CNN of the ScalePredictor
+    predictor_pretrained: str | None = None
+    predictor_feat_dim: int = 128
+    predictor_temperature: float = 0.05  # soft labels softmax(-d_s / T), d_s = cosine distance to the HR feature
 
     def __post_init__(self):
         if self.scale < 1:
             raise ValueError(f"sr.scale must be >= 1, got {self.scale}")
+        if self.adaptive_scales is not None and (len(self.adaptive_scales) < 2 or min(self.adaptive_scales) < 1):
+            raise ValueError(f"sr.adaptive_scales needs at least two scales >= 1, got {self.adaptive_scales}")
+        if self.predictor_temperature <= 0:
+            raise ValueError("sr.predictor_temperature must be > 0")
 
 
 @dataclass
@@ -112,6 +124,7 @@ class PhasesConfig:
     sr: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2, lr=2e-4))
     reid: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2, lr=1e-4))
     joint: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2, lr=1e-4))
+    scale: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2, lr=1e-3))  # only with sr.adaptive_scales
 
 
 @dataclass

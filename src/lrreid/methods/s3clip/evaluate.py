@@ -136,6 +136,9 @@ def evaluate_cross_view(method: "S3ClipMethod", splits: Sequence, ctx: EpochCont
     """Rank-1/5/10 and mAP per direction and way of up-sampling, mean (± std) over the splits."""
     cv, s = method.cfg.crossview, method.cfg.sampling
     variants: list[tuple[str, str, object]] = [("S3-CLIP", "sr", None)]
+    if method.adaptive_scales:
+        variants.append(("S3-CLIP adaptive scale", "adaptive", None))
+    method.chosen_scales = []
     if cv.baseline:
         variants.append(("bilinear", "bilinear", None))
     if cv.robustness:
@@ -194,6 +197,10 @@ def evaluate_cross_view(method: "S3ClipMethod", splits: Sequence, ctx: EpochCont
             except ImportError as exc:  # matplotlib missing: the numbers matter more than the picture
                 notes.append(f"no SR picture ({exc})")
 
+    if method.chosen_scales:
+        counts = {s_: method.chosen_scales.count(s_) for s_ in method.adaptive_scales}
+        notes.append("adaptive scale: tracklets per chosen factor " +
+                     ", ".join(f"x{s_:g}: {n}" for s_, n in counts.items()))
     report = EvalReport(f"S3-CLIP cross-view ({len(splits)} split{'s' if len(splits) != 1 else ''})")
     for row_name, per_split in results.items():
         mean = {m: float(np.mean([r[m] for r in per_split])) for m in METRICS}

@@ -26,10 +26,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lrreid.losses import cross_entropy, l1_loss, triplet_loss
+from lrreid.losses import cross_entropy, l1_loss, soft_cross_entropy, triplet_loss
 
 __all__ = [
-    "cross_entropy", "triplet_loss", "l1_loss", "pixel_loss", "task_driven_perceptual_loss",
+    "cross_entropy", "soft_cross_entropy", "triplet_loss", "l1_loss", "pixel_loss", "task_driven_perceptual_loss",
     "temporal_consistency_loss", "image_to_text_loss", "text_to_image_loss", "video_to_text_ce",
 ]
 

@@ -87,6 +87,20 @@ class S3ClipMethod(Method):
                                        text_encoder.context_length, template=config.model.prompt_template)
         self.reid_head = ClipReidHead(image_encoder.width, image_encoder.embed_dim, num_classes)
 
+        # Adaptive scale (open question 1): PRI's predictor picks S's factor per LR tracklet.
+        self.adaptive_scales = [float(x) for x in config.sr.adaptive_scales] if config.sr.adaptive_scales else None
+        if self.adaptive_scales:
+            from lrreid.models.predictor import ScalePredictor
+
+            check = getattr(sr, "check_scale", None)
+            for scale in self.adaptive_scales:
+                if check is not None:
+                    check(scale)  # a ConfigError if S cannot do this factor
+            self.scale_predictor = ScalePredictor(config.sr.predictor_backbone, num_scales=len(self.adaptive_scales),
+                                                  feat_dim=config.sr.predictor_feat_dim,
+                                                  pretrained=config.sr.predictor_pretrained)
+        self.chosen_scales: list[float] = []  # scales the predictor picked in the last adaptive pass
+
         self.train_records, self.skipped_empty = usable_tracklets(train_records)
         self.num_classes = num_classes
         # Caches recomputed when needed (never saved: they follow from the weights).
@@ -108,6 +122,9 @@ class S3ClipMethod(Method):
             else:
                 log.info("SR model %r has no parameters: phase 'sr' skipped", self.sr_name)
             out.append(Phase("reid", p.reid.epochs, ("image_encoder", "reid_head")))
+        if self.adaptive_scales:
+            # Last: the soft labels compare S's outputs through the final encoder.
+            out.append(Phase("scale", p.scale.epochs, ("scale_predictor",)))
         return [ph for ph in out if ph.epochs > 0]
 
     def phase_config(self, phase: Phase) -> PhaseConfig:
@@ -224,6 +241,36 @@ class S3ClipMethod(Method):
             out = F.interpolate(out, size=self.input_size, mode="bilinear", align_corners=False)
         return out.reshape(b, t, *out.shape[1:])
 
+    def grid_for(self, scale: float) -> tuple[int, int]:
+        """LR size whose x``scale`` output is (about) the encoder input."""
+        return max(1, round(self.input_size[0] / scale)), max(1, round(self.input_size[1] / scale))
+
+    def super_resolve_at(self, lr_frames: torch.Tensor, scale: float) -> torch.Tensor:
+        """Resize ``[B, T, 3, h, w]`` (bicubic) to the grid of ``scale``, apply S at ``scale``, fit the input size."""
+        b, t = lr_frames.shape[:2]
+        flat = F.interpolate(lr_frames.flatten(0, 1), size=self.grid_for(scale), mode="bicubic",
+                             align_corners=False, antialias=True).clamp(0, 1)
+        out = torch.cat([self.sr(part, scale) for part in flat.split(self.cfg.sr.chunk)])
+        if tuple(out.shape[-2:]) != self.input_size:
+            out = F.interpolate(out, size=self.input_size, mode="bilinear", align_corners=False)
+        return out.reshape(b, t, *out.shape[1:])
+
+    def predict_scales(self, lr_frames: torch.Tensor) -> torch.Tensor:
+        """Scale-class logits ``[B, N]`` of LR tracklets ``[B, T, 3, h, w]`` (mean over frames)."""
+        b, t = lr_frames.shape[:2]
+        return self.scale_predictor(lr_frames.flatten(0, 1)).reshape(b, t, -1).mean(1)
+
+    def super_resolve_adaptive(self, lr_frames: torch.Tensor) -> torch.Tensor:
+        """Each tracklet super-resolved at the scale the predictor gives it the highest probability."""
+        choice = self.predict_scales(lr_frames).argmax(1).tolist()
+        out = torch.empty(lr_frames.shape[0], lr_frames.shape[1], 3, *self.input_size,
+                          dtype=lr_frames.dtype, device=lr_frames.device)
+        for k in sorted(set(choice)):
+            rows = [i for i, c in enumerate(choice) if c == k]
+            out[rows] = self.super_resolve_at(lr_frames[rows], self.adaptive_scales[k]).to(out.dtype)
+        self.chosen_scales.extend(self.adaptive_scales[c] for c in choice)
+        return out
+
     def upsample_bilinear(self, frames: torch.Tensor) -> torch.Tensor:
         """The baseline instead of S: bilinear resize of ``[B, T, 3, h, w]`` to the input size."""
         if tuple(frames.shape[-2:]) == self.input_size:
@@ -240,6 +287,8 @@ class S3ClipMethod(Method):
         """
         if low_resolution and upsampler == "sr":
             frames = self.super_resolve(frames, chunk=self.cfg.sr.chunk).clamp(0, 1)
+        elif low_resolution and upsampler == "adaptive":
+            frames = self.super_resolve_adaptive(frames).clamp(0, 1)
         else:
             frames = self.upsample_bilinear(frames)
         feats = self.image_encoder(frames)
@@ -255,6 +304,8 @@ class S3ClipMethod(Method):
     def training_step(self, batch: dict, phase: Phase, epoch: int) -> dict[str, torch.Tensor]:
         if phase.name == "prompt":
             return self._prompt_step(batch)
+        if phase.name == "scale":
+            return self._scale_step(batch)
         if phase.name == "sr":
             out = self._sr_losses(batch)
         elif phase.name == "reid":
@@ -335,6 +386,28 @@ class S3ClipMethod(Method):
             out["acc"] = (logits.argmax(1) == pids3).float().mean()
         out["loss"] = loss
         return out
+
+    def _scale_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Train the scale predictor on soft labels: which factor brings S's output closest to HR in I's space.
+
+        For every candidate scale s the LR tracklet (natural where the person has one) is super-resolved
+        at s; d_s is the cosine distance between its retrieval feature and the HR tracklet's; the label
+        is softmax(-d / T) over the scales (PRI's soft labels, here from feature distances).
+        """
+        lr = torch.where(batch["has_natural"].view(-1, 1, 1, 1, 1), batch["lr_natural"], batch["lr_synthetic"])
+        with torch.no_grad():
+            target = F.normalize(self.reid_head.embedding(self.image_encoder(batch["hr"])).float(), dim=1)
+            distances = []
+            for scale in self.adaptive_scales:
+                feats = self.reid_head.embedding(self.image_encoder(self.super_resolve_at(lr, scale).clamp(0, 1)))
+                distances.append(1.0 - (F.normalize(feats.float(), dim=1) * target).sum(1))
+            distances = torch.stack(distances, dim=1)  # [B, N]
+            labels = (-distances / self.cfg.sr.predictor_temperature).softmax(dim=1)
+        logits = self.predict_scales(lr)
+        loss = L.soft_cross_entropy(logits, labels)
+        with torch.no_grad():
+            agree = (logits.argmax(1) == labels.argmax(1)).float().mean()
+        return {"loss": loss, "scale_ce": loss.detach(), "scale_agree": agree}
 
     def _logit_scale(self) -> float:
         if self.cfg.loss.logit_scale is not None:

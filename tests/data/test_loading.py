@@ -141,8 +141,24 @@ def test_sampler_yields_pk_batches_of_distinct_identities():
         batch = [pids[i] for i in order[start:start + 8]]
         counts = Counter(batch)
         assert len(counts) == 4 and set(counts.values()) == {2}
-    # identity 1 has one image: it is sampled with replacement
-    assert any(Counter(order[s:s + 8])[pids.index(1)] == 2 for s in range(0, len(order), 8))
+    few = make_pids([1, 2, 2, 2])  # identity 0 has one image: it is sampled with replacement
+    order = list(RandomIdentitySampler(few, batch_size=4, num_instances=2, seed=0))
+    assert Counter(order)[0] == 2 and len(order) == 8
+
+
+def test_sampler_uses_every_group_when_identities_are_balanced_and_keeps_its_length():
+    pids = make_pids([8] * 6)  # 6 identities x 4 groups of K=2, P=4 per batch: 6 full batches fit
+    sampler = RandomIdentitySampler(pids, batch_size=8, num_instances=2, seed=0)
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        assert sorted(sampler) == list(range(48))
+    uneven = RandomIdentitySampler(make_pids([9, 2, 7, 3, 5, 5, 1, 6]), batch_size=8, num_instances=2, seed=0)
+    lengths = set()
+    for epoch in range(4):
+        uneven.set_epoch(epoch)
+        lengths.add(len(uneven))
+        assert len(list(uneven)) == len(uneven)
+    assert len(lengths) == 1
 
 
 def test_sampler_is_deterministic_and_reshuffles_per_epoch():
@@ -185,7 +201,6 @@ def test_sampler_in_a_dataloader_matches_the_engine_contract():
 def test_sampler_errors():
     with pytest.raises(ConfigError, match="multiple of num_instances"):
         RandomIdentitySampler([0, 1], 6, 4)
-    with pytest.raises(ConfigError, match="needs 4 distinct identities, but the data has only 2"):
-        RandomIdentitySampler([0, 0, 1, 1], 16, 4)
+    assert len(RandomIdentitySampler([0, 0, 1, 1], 16, 4)) == 0  # fewer than P identities: no batch
     with pytest.raises(ConfigError, match="divisible by the number of processes 3"):
         RandomIdentitySampler(make_pids([4] * 8), 8, 4, world_size=3, rank=0)

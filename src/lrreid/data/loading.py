@@ -233,8 +233,11 @@ class RandomIdentitySampler(torch.utils.data.Sampler):
     of every global batch, so the ranks together see exactly what one process would.  Every epoch
     (:meth:`set_epoch`) reshuffles from ``default_rng([seed, epoch])``, the same on every rank.
 
-    Each identity contributes ``floor(max(n, K) / K)`` groups of K per epoch; batches are filled by
-    drawing P identities that still have groups, until fewer than P have any left.
+    Each identity contributes ``floor(max(n, K) / K)`` groups of K per epoch; every batch takes one
+    group from each of the P identities with the most groups left (ties broken at random), which
+    gives the largest possible number of batches (the same every epoch), and the batches are then
+    shuffled.  With fewer than P identities there is no batch: ``len() == 0`` (the engine then says
+    that the data gives no full batch).
 
     >>> sampler = RandomIdentitySampler(dataset.pids, batch_size=16, num_instances=4, seed=0)
     >>> loader = DataLoader(dataset, batch_size=16, sampler=sampler, drop_last=True)
@@ -253,10 +256,6 @@ class RandomIdentitySampler(torch.utils.data.Sampler):
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         self.ids_per_batch = self.batch_size // self.num_instances
         self.by_pid = _pid_index(self.pids)
-        if len(self.by_pid) < self.ids_per_batch:
-            raise ConfigError(
-                f"a batch of {batch_size} with num_instances={num_instances} needs {self.ids_per_batch} distinct "
-                f"identities, but the data has only {len(self.by_pid)}")
         self.epoch = 0
         self._cache: tuple[int, list[list[int]]] | None = None
 
@@ -276,15 +275,20 @@ class RandomIdentitySampler(torch.utils.data.Sampler):
             if len(order) < k:
                 order += list(rng.choice(idx, size=k - len(order), replace=True))
             groups[pid] = [[int(i) for i in order[j:j + k]] for j in range(0, len(order) - k + 1, k)]
+        # Fill each batch with the P identities that have the most groups left (random among equals):
+        # this gives the largest possible number of batches, the same every epoch; then shuffle them.
+        pids = sorted(groups)
         batches = []
-        available = [pid for pid in sorted(groups) if groups[pid]]
-        while len(available) >= self.ids_per_batch:
-            chosen = rng.choice(len(available), size=self.ids_per_batch, replace=False)
+        while True:
+            left = np.array([len(groups[pid]) for pid in pids])
+            if np.count_nonzero(left) < self.ids_per_batch:
+                break
+            order = np.lexsort((rng.random(len(left)), -left))[: self.ids_per_batch]
             batch = []
-            for c in chosen:
-                batch += groups[available[c]].pop()
+            for c in rng.permutation(order):
+                batch += groups[pids[c]].pop()
             batches.append(batch)
-            available = [pid for pid in available if groups[pid]]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
         self._cache = (self.epoch, batches)
         return batches
 

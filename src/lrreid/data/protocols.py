@@ -350,6 +350,6 @@ def load_prepared_splits(folder) -> list[EvalSplit]:
 
     >>> splits = load_prepared_splits("out/mlr-viper")
     """
-    from lrreid.data.prepare import load_prepared_splits as load
+    from lrreid.data.datasets.prepared import load_prepared_splits as load
 
     return load(folder)

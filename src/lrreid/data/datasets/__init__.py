@@ -15,7 +15,7 @@ DATASETS: Registry[ReidDataset] = Registry("dataset")
 # One module per dataset; importing a module registers its loader(s).
 _LOADER_MODULES = (
     "market1501", "dukemtmc", "msmt17", "cuhk03", "caviar", "viper", "prid2011", "grid",
-    "mars", "ilidsvid", "detreidx", "generic", "synthetic",
+    "mars", "ilidsvid", "detreidx", "generic", "synthetic", "prepared",
 )
 
 for _name in _LOADER_MODULES:

@@ -1,0 +1,168 @@
+"""`prepare_dataset`: the MLR / genuine copies, their manifest and splits, atomicity, refusals, real data."""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrreid.data import prepare as prepare_mod
+from lrreid.data.datasets import build_dataset
+from lrreid.data.datasets.prepared import FORMAT_VERSION
+from lrreid.data.prepare import prepare_dataset
+from lrreid.data.protocols import load_prepared_splits
+from lrreid.errors import ConfigError, DatasetLayoutError, ImageReadError
+
+
+def make_viper(root, num_people=12, size=(24, 64)):
+    """A VIPeR-shaped folder: cam_a/NNN_AAA.bmp, cam_b/NNN_AAA.bmp, one image per person and camera."""
+    rng = np.random.default_rng(0)
+    for cam in ("cam_a", "cam_b"):
+        (root / cam).mkdir(parents=True, exist_ok=True)
+        for person in range(num_people):
+            pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / cam / f"{person:03d}_090.bmp")
+    return root
+
+
+@pytest.fixture
+def viper(tmp_path):
+    return make_viper(tmp_path / "VIPeR")
+
+
+def test_mlr_copy_images_manifest_and_splits(viper, tmp_path):
+    out = tmp_path / "mlr"
+    result = prepare_dataset("viper", viper, out, protocol="mlr", seed=0, num_splits=3, progress=False)
+    assert not result.already and result.num_records == 24 and result.num_lr == 12 and result.num_splits == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset"] == "viper" and manifest["protocol"] == "mlr" and manifest["factors"] == [2.0, 3.0, 4.0]
+    assert manifest["seed"] == 0 and manifest["format_version"] == FORMAT_VERSION and manifest["lrreid_version"]
+    assert manifest["source_root"] == os.path.abspath(viper)
+
+    ds = build_dataset("prepared", out)
+    assert ds.name == "mlr-viper" and len(ds) == 24
+    lr_per_person = Counter(r.pid for r in ds.records if r.scale > 1)
+    assert lr_per_person == {p: 1 for p in range(1, 13)}  # one camera of the pair per person
+    for r in ds.records:
+        w, h = Image.open(r.path).size
+        if r.scale > 1:  # stored at its small size, bicubic, lossless
+            assert r.path.endswith(".png") and (h, w) == (int(64 / r.scale + 0.5), int(24 / r.scale + 0.5))
+        else:
+            src = viper / ("cam_a" if r.camid == 0 else "cam_b") / os.path.basename(r.path)
+            assert (w, h) == (24, 64) and open(r.path, "rb").read() == src.read_bytes()
+            assert os.path.samefile(r.path, src)  # hard-linked (same file system here)
+
+    splits = load_prepared_splits(out)
+    assert [s.name for s in splits] == ["split0", "split1", "split2"]
+    for s in splits:
+        assert len(s.gallery) == 6 and all(r.scale == 1 for r in s.gallery)
+        assert {r.pid for r in s.query} == {r.pid for r in s.gallery} and all(r.scale > 1 for r in s.query)
+        assert not {r.pid for r in s.train} & {r.pid for r in s.query}
+
+
+def test_same_seed_same_copy_other_seed_other_copy(viper, tmp_path):
+    a = prepare_dataset("viper", viper, tmp_path / "a", seed=4, num_splits=2, progress=False, link=False)
+    b = prepare_dataset("viper", viper, tmp_path / "b", seed=4, num_splits=2, progress=False, link=False)
+    ma, mb = (json.loads((r.out / "manifest.json").read_text()) for r in (a, b))
+    assert ma["records"] == mb["records"] and ma["splits"] == mb["splits"]
+    for rec in ma["records"]:
+        assert (a.out / rec["path"]).read_bytes() == (b.out / rec["path"]).read_bytes()
+        if rec["scale"] == 1:  # link=False: a real copy, not a link to the source
+            assert not os.path.samefile(a.out / rec["path"], viper / rec["path"].removeprefix("images/"))
+    c = prepare_dataset("viper", viper, tmp_path / "c", seed=5, num_splits=2, progress=False)
+    assert json.loads((c.out / "manifest.json").read_text())["records"] != ma["records"]
+
+
+def test_again_is_a_no_op_and_a_different_copy_is_refused(viper, tmp_path):
+    out = tmp_path / "mlr"
+    prepare_dataset("viper", viper, out, num_splits=2, progress=False)
+    before = (out / "manifest.json").stat().st_mtime_ns
+    assert prepare_dataset("viper", viper, out, num_splits=2, progress=False).already
+    assert (out / "manifest.json").stat().st_mtime_ns == before
+    with pytest.raises(DatasetLayoutError, match="holds a different prepared dataset \\(factors=.*refusing") as info:
+        prepare_dataset("viper", viper, out, num_splits=2, factors=(2, 4), progress=False)
+    assert "\n" not in str(info.value)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetLayoutError, match="exists and is not a prepared dataset"):
+        prepare_dataset("viper", viper, tmp_path / "busy", progress=False)
+    (tmp_path / "empty").mkdir()
+    assert not prepare_dataset("viper", viper, tmp_path / "empty", num_splits=1, progress=False).already
+
+
+def test_a_crash_midway_leaves_nothing_that_loads(viper, tmp_path, monkeypatch):
+    real = prepare_mod._write_record
+    calls = []
+
+    def write_then_crash(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prepare_mod, "_write_record", write_then_crash)
+    out = tmp_path / "mlr"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        prepare_dataset("viper", viper, out, progress=False)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["VIPeR"]  # no partial folder either
+    with pytest.raises(DatasetLayoutError, match="folder not found"):
+        build_dataset("prepared", out)
+    monkeypatch.setattr(prepare_mod, "_write_record", real)
+    assert not prepare_dataset("viper", viper, out, num_splits=1, progress=False).already  # and it can be redone
+
+
+def test_loading_errors(viper, tmp_path):
+    with pytest.raises(DatasetLayoutError, match="manifest.json: not found"):
+        load_prepared_splits(viper)
+    out = tmp_path / "mlr"
+    prepare_dataset("viper", viper, out, num_splits=1, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["format_version"] = FORMAT_VERSION + 1
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetLayoutError, match="format version 2 .*prepare it again"):
+        build_dataset("prepared", out)
+    (out / "manifest.json").write_text("{")
+    with pytest.raises(DatasetLayoutError, match="unreadable manifest"):
+        load_prepared_splits(out)
+
+
+def test_bad_images_raise_or_are_counted(viper, tmp_path):
+    (viper / "cam_b" / "005_090.bmp").write_bytes(b"")
+    with pytest.raises(ImageReadError, match="005_090.bmp"):
+        prepare_dataset("viper", viper, tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+    result = prepare_dataset("viper", viper, tmp_path / "b", num_splits=1, bad_images="skip", progress=False)
+    assert result.num_records == 23 and result.skipped == {"unreadable: empty": 1}
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["skipped"] == {"unreadable: empty": 1}
+
+
+def test_bad_options_fail_before_writing(viper, tmp_path):
+    with pytest.raises(ConfigError, match="protocol_args .*num_test_persons"):
+        prepare_dataset("viper", viper, tmp_path / "a", protocol_args={"num_test_persons": 3}, progress=False)
+    with pytest.raises(ConfigError, match="'half' is not one of mlr, genuine"):
+        prepare_dataset("viper", viper, tmp_path / "a", protocol="half", progress=False)
+    assert not (tmp_path / "a").exists()
+
+
+def test_mlr_viper_real(shared, tmp_path):
+    root = shared("data", "VIPeR")
+    result = prepare_dataset("viper", root, tmp_path / "mlr-viper", protocol="mlr", progress=False)
+    assert result.num_records == 1264 and result.num_lr == 632
+    splits = load_prepared_splits(tmp_path / "mlr-viper")
+    assert len(splits) == 10
+    for s in splits:
+        assert len(s.query) == 316 and len(s.gallery) == 316 and len({r.pid for r in s.train}) == 316
+    assert len({frozenset(r.pid for r in s.query) for s in splits}) == 10
+
+
+def test_genuine_caviar_real(shared, tmp_path):
+    root = shared("data", "CAVIAR4REID")
+    result = prepare_dataset("caviar", root, tmp_path / "caviar", protocol="genuine", progress=False)
+    assert result.num_records == 1220 and result.num_lr == 0
+    for s in load_prepared_splits(tmp_path / "caviar"):
+        assert len({r.pid for r in s.query}) == 25 and len(s.gallery) == 25 and len({r.pid for r in s.train}) == 25
+        assert {r.camid for r in s.query} == {1} and {r.camid for r in s.gallery} == {0}

@@ -43,7 +43,7 @@ def build_splits(cfg: RunConfig) -> list:
     data = cfg.data
     if data.protocol == "prepared" or data.prepared:
         if not data.prepared:
-            raise ConfigError("data.protocol=prepared needs data.prepared (a folder written by `lrreid data prepare`)")
+            raise ConfigError("data.protocol=prepared needs data.prepared (a folder written by `lrreid prepare`)")
         splits = protocols.load_prepared_splits(data.prepared)
     else:
         if data.protocol not in PROTOCOLS:

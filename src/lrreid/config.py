@@ -45,7 +45,7 @@ class DataConfig:
     num_splits: int = 10  # random train/test splits of the protocol
     split_for_training: int = 0  # which split's train part the run trains on
     input_size: tuple[int, int] = (384, 128)  # (height, width) fed to the re-ID model
-    prepared: str | None = None  # folder written by `lrreid data prepare`, read with load_prepared_splits
+    prepared: str | None = None  # folder written by `lrreid prepare`, read with load_prepared_splits
     dataset_args: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset loader
     protocol_args: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the protocol
 

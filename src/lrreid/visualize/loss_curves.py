@@ -10,7 +10,8 @@ from lrreid.visualize._mpl import pyplot, save
 
 SKIP = {"phase", "epoch", "iteration", "lr"}
 NAMES = {"loss": "total loss L", "sr": "L_sr (SR, L1)", "id": "L_id (identity CE)", "tri": "L_tri (triplet)",
-         "p": "L_p (predictor vs soft labels)", "pred_scale": "mean predicted scale"}
+         "p": "L_p (predictor vs soft labels)",
+         "p_kl": "KL(soft label || P) = L_p - H(l)", "pred_scale": "mean predicted scale"}
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:

@@ -148,3 +148,12 @@ def test_splits_that_contain_training_images_are_skipped(m, tmp_path):
     m.inference.overlapping_splits = "error"
     with pytest.raises(ProtocolError, match="split '1'"):
         evaluate_predictors(m, [clean, leaking], _ctx())
+
+
+def test_ideal_breaks_remaining_ties_by_margin():
+    # both scales rank the true match first with AP 1; scale 1 separates it better
+    dists = np.array([[[0.5, 0.6]], [[0.2, 0.9]]])  # [scale, probe, gallery]
+    per_scale = [first_match_rank_and_ap(d, [0], [0, 1], [1], [0, 0], with_margin=True) for d in dists]
+    ranks, aps, margins = (np.stack([s[j] for s in per_scale]) for j in range(3))
+    assert margins[:, 0].tolist() == pytest.approx([0.1, 0.7])
+    assert ideal_choice(ranks, aps, margins).tolist() == [1]

@@ -10,7 +10,8 @@ directly.  Each predictor then only chooses, per probe, which of those features 
   ``R / r`` of the paper's wording; the square root turns an area ratio into a side ratio, which is
   what a scale factor is);
 * ``ideal``: per probe, the scale that ranks its first true match highest (ties: the higher AP,
-  then the smaller scale) -- the upper bound for G and F as trained;
+  then the larger margin between the true match and the nearest wrong identity, then the smaller
+  scale) -- the upper bound for G and F as trained;
 * ``adaptive (P)``: ``argmax P(x_l)``, PRI's predictor.
 
 Rank-1/5/10 and mAP per split, then mean and std over the splits (lrreid.evaluation.summarize).
@@ -53,18 +54,22 @@ def size_based_choice(probe_areas: np.ndarray, hr_mean_area: float, scales: Sequ
     return np.abs(target[:, None] - scales_arr[None, :]).argmin(axis=1)
 
 
-def first_match_rank_and_ap(dist: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> tuple[np.ndarray, np.ndarray]:
+def first_match_rank_and_ap(dist: np.ndarray, q_pids, g_pids, q_camids, g_camids,
+                            with_margin: bool = False):
     """Per query: 1-based rank of its first true match and its AP, under the usual protocol.
 
     Gallery entries of the query's identity AND camera are removed first (as in
     lrreid.evaluation.evaluate_rank); a query without a true match gets rank ``inf`` and AP 0.
-    Ties are broken in gallery order (stable sort), as evaluate_rank does.
+    Ties are broken in gallery order (stable sort), as evaluate_rank does.  With ``with_margin``
+    also the margin: distance of the nearest wrong identity minus that of the nearest true match
+    (larger = the true match stands out more; ``-inf`` without a true match).
     """
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
     order = np.argsort(dist, axis=1, kind="stable")
     ranks = np.full(len(dist), np.inf)
     aps = np.zeros(len(dist))
+    margins = np.full(len(dist), -np.inf)
     for i in range(len(dist)):
         gp, gc = g_pids[order[i]], g_camids[order[i]]
         keep = ~((gp == q_pids[i]) & (gc == q_camids[i]))
@@ -74,21 +79,30 @@ def first_match_rank_and_ap(dist: np.ndarray, q_pids, g_pids, q_camids, g_camids
         hits = np.flatnonzero(match)
         ranks[i] = hits[0] + 1
         aps[i] = float(np.mean((np.arange(len(hits)) + 1) / (hits + 1)))
+        if with_margin:
+            d = dist[i][order[i]][keep]
+            wrong = d[~match]
+            margins[i] = (wrong[0] if len(wrong) else np.inf) - d[hits[0]]
+    if with_margin:
+        return ranks, aps, margins
     return ranks, aps
 
 
-def ideal_choice(ranks: np.ndarray, aps: np.ndarray) -> np.ndarray:
-    """Per probe, the scale index with the best first-match rank, ties broken by higher AP, then smaller scale.
+def ideal_choice(ranks: np.ndarray, aps: np.ndarray, margins: np.ndarray | None = None) -> np.ndarray:
+    """Per probe, the scale index with the best first-match rank; ties: higher AP, then larger margin, then smaller scale.
 
-    ``ranks`` and ``aps`` are ``[num_scales, num_probes]``.
+    ``ranks``, ``aps`` (and ``margins``, see :func:`first_match_rank_and_ap`) are ``[num_scales, num_probes]``.
 
     >>> ideal_choice(np.array([[2., 1.], [1., 1.]]), np.array([[.5, .4], [.9, .6]]))
     array([1, 1])
     """
-    num_scales = ranks.shape[0]
-    # Lexicographic: rank ascending, AP descending, scale index ascending.
-    key = ranks * 4.0 - aps * 2.0 + np.arange(num_scales)[:, None] * 1e-9
-    return key.argmin(axis=0)
+    num_scales, num_probes = ranks.shape
+    margins = np.zeros_like(aps) if margins is None else margins
+    out = np.zeros(num_probes, dtype=np.int64)
+    for i in range(num_probes):
+        # lexicographic: rank ascending, AP descending, margin descending, scale index ascending
+        out[i] = min(range(num_scales), key=lambda k: (ranks[k, i], -aps[k, i], -margins[k, i], k))
+    return out
 
 
 @dataclass
@@ -276,8 +290,8 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
     g_pids = np.array([r.pid for r in gallery]); g_cams = np.array([r.camid for r in gallery])
 
     dists = torch.stack([torch.cdist(q_feats[k], g_feats) for k in range(len(method.scales))]).numpy()  # [N, Q, G]
-    ranks_aps = [first_match_rank_and_ap(d, q_pids, g_pids, q_cams, g_cams) for d in dists]
-    ranks = np.stack([r for r, _ in ranks_aps]); aps = np.stack([a for _, a in ranks_aps])
+    per_scale = [first_match_rank_and_ap(d, q_pids, g_pids, q_cams, g_cams, with_margin=True) for d in dists]
+    ranks, aps, margins = (np.stack([item[j] for item in per_scale]) for j in range(3))
     areas = np.array([img.shape[-2] * img.shape[-1] for img in images], dtype=np.float64)
 
     choices: dict[str, np.ndarray] = {}
@@ -288,7 +302,7 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
     if "size" in wanted:
         choices["size-based"] = size_based_choice(areas, float(method.hr_mean_area), method.scales, cfg.size_rule)
     if "ideal" in wanted:
-        choices["ideal"] = ideal_choice(ranks, aps)
+        choices["ideal"] = ideal_choice(ranks, aps, margins)
     if "adaptive" in wanted:
         choices["adaptive (P)"] = probs.argmax(dim=1).numpy()
 

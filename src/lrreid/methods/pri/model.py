@@ -265,6 +265,8 @@ class PRIMethod(Method):
         out.update({"loss": total, "sr": loss_sr.detach(), "id": loss_id.detach(), "tri": loss_tri.detach()})
         if phase.name == JOINT:
             out["p"] = loss_p.detach()
+            if self.loss_cfg.lambda_p > 0:
+                out["p_kl"] = self._last_kl
         return out
 
     def _joint_lr_branch(self, x_l: torch.Tensor, x_h: torch.Tensor, lr_index: torch.Tensor):
@@ -296,6 +298,9 @@ class PRIMethod(Method):
             if not cfg.soft_labels:
                 target = one_hot_labels(target)
             loss_p = losses.soft_cross_entropy(logits, target)
+            # KL(l || p) = L_p - H(l): what P can still learn (L_p itself never goes below H(l)).
+            entropy = -(target * target.clamp_min(1e-12).log()).sum(1).mean()
+            self._last_kl = (loss_p.detach() - entropy).clamp_min(0.0)
         return x_rp_net, loss_p, pred_idx
 
     @torch.no_grad()

@@ -22,17 +22,29 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
 
 
 def pick_probes(detail: SplitDetail, num: int) -> list[int]:
-    """Up to ``num`` probes, covering as many different P-chosen scales as possible, in probe order."""
+    """Up to ``num`` probes of different people, where the scale matters most, covering P's choices.
+
+    Probes are ordered by how much the rank of their true match changes across scales; the first
+    pass takes one probe per scale P chose, the second fills up with the rest (one per person).
+    """
     chosen = detail.choices.get("adaptive (P)", np.zeros(len(detail.query), dtype=int))
+    ranks = np.where(np.isfinite(detail.ranks), detail.ranks, len(detail.gallery) + 1)
+    spread = ranks.max(axis=0) - ranks.min(axis=0)
+    order = sorted(range(len(detail.query)), key=lambda i: (-spread[i], i))
     picked: list[int] = []
-    for k in np.unique(chosen):  # one per chosen scale first
-        picked.append(int(np.flatnonzero(chosen == k)[0]))
-    for i in range(len(detail.query)):
-        if len(picked) >= num:
-            break
-        if i not in picked:
+    people: set = set()
+    for first_pass in (True, False):
+        seen_scales = {int(chosen[i]) for i in picked}
+        for i in order:
+            if len(picked) >= num:
+                break
+            pid = detail.query[i].pid
+            if i in picked or pid in people or (first_pass and int(chosen[i]) in seen_scales):
+                continue
             picked.append(i)
-    return sorted(picked[:num])
+            people.add(pid)
+            seen_scales.add(int(chosen[i]))
+    return picked
 
 
 @torch.no_grad()

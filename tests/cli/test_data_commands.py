@@ -52,6 +52,7 @@ def test_prepare_option_errors(tmp_path, capsys):
         (["--protocol", "other"], "'other' is not one of mlr, genuine"),
         (["--bad-images", "ignore"], "bad-image policy 'ignore'"),
         (["--test-ids", "9"], "cannot take 9 test persons from 8"),
+        (["--lr-camera", "cam_b"], "--lr-camera 'cam_b': expected 'random' or a camera id"),
     ]:
         assert cli("prepare", "viper", str(root), str(tmp_path / "o"), "-q", *args) == 2
         err = capsys.readouterr().err.strip()

@@ -93,6 +93,19 @@ def test_again_is_a_no_op_and_a_different_copy_is_refused(viper, tmp_path):
     assert not prepare_dataset("viper", viper, tmp_path / "empty", num_splits=1, progress=False).already
 
 
+def test_fixed_lr_camera_is_a_parameter_of_the_copy(viper, tmp_path):
+    out = tmp_path / "mlr"
+    prepare_dataset("viper", viper, out, num_splits=1, lr_camera=1, progress=False)
+    ds = build_dataset("prepared", out)
+    assert {r.camid for r in ds.records if r.scale > 1} == {1} and sum(r.scale > 1 for r in ds.records) == 12
+    assert json.loads((out / "manifest.json").read_text())["lr_camera"] == 1
+    assert prepare_dataset("viper", viper, out, num_splits=1, lr_camera=1, progress=False).already
+    with pytest.raises(DatasetLayoutError, match="lr_camera=1 there, 'random' asked"):
+        prepare_dataset("viper", viper, out, num_splits=1, progress=False)
+    with pytest.raises(ConfigError, match="lr_camera 'b'"):
+        prepare_dataset("viper", viper, tmp_path / "x", lr_camera="b", progress=False)
+
+
 def test_a_crash_midway_leaves_nothing_that_loads(viper, tmp_path, monkeypatch):
     real = prepare_mod._write_record
     calls = []

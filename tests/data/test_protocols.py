@@ -73,6 +73,17 @@ def test_mlr_single_camera_person_stays_hr_and_bad_factors_are_rejected():
         mlr_assign_factors(records, factors=[1, 2])
 
 
+def test_mlr_lr_camera_rule_fixed_camera_or_per_person_mapping():
+    records = two_camera(30, per_cam=2) + [ImageRecord("solo.jpg", 99, 1)]
+    fixed = mlr_assign_factors(records, lr_camera=1, seed=0)
+    assert all((f > 1) == (r.camid == 1 and r.pid != 99) for r, f in zip(records, fixed))  # solo stays HR
+    chosen = {pid: pid % 2 for pid in range(1, 21)}  # persons 21-30 are not named: they stay HR
+    mapped = mlr_assign_factors(records, lr_camera=chosen, seed=0)
+    assert all((f > 1) == (chosen.get(r.pid) == r.camid) for r, f in zip(records, mapped))
+    with pytest.raises(ProtocolError, match="lr_camera must be 'random', a camera id"):
+        mlr_assign_factors(records, lr_camera="far")
+
+
 # ------------------------------------------------------------------ single-shot LR
 
 def test_single_shot_viper_like_316_316():

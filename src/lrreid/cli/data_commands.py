@@ -29,6 +29,8 @@ def prepare_command(
     protocol: str = typer.Option("mlr", "--protocol", "-p", help="mlr (down-sample one camera per person) or genuine."),
     factors: str = typer.Option("2,3,4", "--factors", help="MLR down-sampling factors, one drawn per image."),
     seed: int = typer.Option(0, "--seed", help="Seed of the LR assignment and of the splits."),
+    lr_camera: str = typer.Option("random", "--lr-camera",
+                                  help="MLR: 'random' (one random camera per person is LR) or a camera id for everybody."),
     splits: int = typer.Option(10, "--splits", min=1, help="Number of random evaluation splits."),
     test_ids: Optional[int] = typer.Option(None, "--test-ids", min=1, help="Test persons per split (default: the protocol's)."),
     copy: bool = typer.Option(False, "--copy", help="Copy unchanged images instead of hard-linking them."),
@@ -45,9 +47,14 @@ def prepare_command(
     from lrreid.data.prepare import prepare_dataset
 
     protocol_args = {"num_test_ids": test_ids} if test_ids is not None else {}
+    if lr_camera != "random":
+        try:
+            lr_camera = int(lr_camera)
+        except ValueError:
+            raise ConfigError(f"--lr-camera {lr_camera!r}: expected 'random' or a camera id such as 1") from None
     result = prepare_dataset(
         dataset, root, out, protocol=protocol, factors=parse_factors(factors), seed=seed, num_splits=splits,
-        protocol_args=protocol_args, link=not copy, bad_images=bad_images, progress=not quiet,
+        protocol_args=protocol_args, link=not copy, bad_images=bad_images, progress=not quiet, lr_camera=lr_camera,
     )
     typer.echo(result.summary())
 

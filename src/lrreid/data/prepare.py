@@ -65,13 +65,14 @@ class PrepareResult:
 
 
 def _parameters(dataset: str, root: str | os.PathLike, protocol: str, factors: Sequence[float], seed: int,
-                num_splits: int, protocol_args: dict) -> dict:
+                num_splits: int, protocol_args: dict, lr_camera: str | int = "random") -> dict:
     """The parameters that make two prepared copies the same (stored in, and compared with, the manifest)."""
     return {
         "dataset": dataset.lower(),
         "source_root": os.path.abspath(os.fspath(root)) if root is not None else None,
         "protocol": protocol,
         "factors": [float(f) for f in factors] if protocol == "mlr" else None,
+        "lr_camera": lr_camera if protocol == "mlr" else None,
         "seed": int(seed),
         "num_splits": int(num_splits),
         "protocol_args": dict(protocol_args),
@@ -79,8 +80,10 @@ def _parameters(dataset: str, root: str | os.PathLike, protocol: str, factors: S
 
 
 def _differences(manifest: dict, params: dict) -> list[str]:
-    return [f"{key}={manifest.get(key)!r} there, {value!r} asked" for key, value in params.items()
-            if manifest.get(key) != value]
+    # A manifest written before "lr_camera" existed used the random rule.
+    defaults = {"lr_camera": "random" if manifest.get("protocol") == "mlr" else None}
+    return [f"{key}={manifest.get(key, defaults.get(key))!r} there, {value!r} asked" for key, value in params.items()
+            if manifest.get(key, defaults.get(key)) != value]
 
 
 def _existing(out: Path, params: dict) -> bool:
@@ -141,9 +144,12 @@ def _write_record(record: Record, factor: float, names: dict[str, str], tmp: Pat
 def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.PathLike, *, protocol: str = "mlr",
                     factors: Sequence[float] = MLR_FACTORS, seed: int = 0, num_splits: int = 10,
                     protocol_args: dict | None = None, link: bool = True, bad_images: str = "raise",
-                    progress: bool = True, dataset_args: dict | None = None) -> PrepareResult:
+                    progress: bool = True, dataset_args: dict | None = None,
+                    lr_camera: str | int = "random") -> PrepareResult:
     """Write the ``protocol`` copy of ``dataset`` (loaded from ``root``) to ``out``; see the module docstring.
 
+    ``lr_camera`` (MLR only): ``"random"`` = one random camera per person becomes LR (the default
+    rule), a camera id = that camera for everybody; see :func:`~lrreid.data.protocols.mlr_assign_factors`.
     ``protocol_args`` go to the split protocol (e.g. ``{"num_test_ids": 100}``); ``bad_images="skip"``
     leaves out (and counts) records whose images cannot be read; ``link=False`` copies HR files
     instead of hard-linking them.
@@ -154,13 +160,15 @@ def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.
     if protocol not in PROTOCOLS:
         raise ConfigError(f"prepare protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     protocol_args = dict(protocol_args or {})
+    if isinstance(lr_camera, bool) or not (lr_camera == "random" or isinstance(lr_camera, int)):
+        raise ConfigError(f"lr_camera {lr_camera!r}: expected 'random' or a camera id")
     split_protocol = lr_single_shot_protocol if protocol == "mlr" else genuine_lr_protocol
     try:  # check the protocol's options before any image is written
         inspect.signature(split_protocol).bind(None, num_splits=num_splits, seed=seed, **protocol_args)
     except TypeError as exc:
         raise ConfigError(f"protocol_args {protocol_args}: {exc} (for the {protocol!r} splits)") from None
     out = Path(os.path.abspath(out))
-    params = _parameters(dataset, root, protocol, factors, seed, num_splits, protocol_args)
+    params = _parameters(dataset, root, protocol, factors, seed, num_splits, protocol_args, lr_camera)
     if _existing(out, params):
         return PrepareResult(out, already=True)
 
@@ -171,7 +179,10 @@ def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.
     records = list(source.records)
     if not records:
         raise DatasetLayoutError(f"{dataset} at {root}: no records to prepare")
-    plan = mlr_assign_factors(records, factors=factors, seed=seed) if protocol == "mlr" else [1.0] * len(records)
+    if protocol == "mlr":
+        plan = mlr_assign_factors(records, factors=factors, seed=seed, lr_camera=lr_camera)
+    else:
+        plan = [1.0] * len(records)
     base, names = _relative_names(records)
     if len(set(names.values())) != len(names):
         raise DatasetLayoutError(f"{base}: two source files map to the same name in the copy")

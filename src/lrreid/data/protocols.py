@@ -20,7 +20,7 @@ docs/protocols.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -106,8 +106,8 @@ def _check_num_splits(num_splits: int) -> None:
 # --------------------------------------------------------------------------- MLR construction
 
 
-def mlr_assign_factors(records: Sequence[Record], *, factors: Sequence[float] = MLR_FACTORS, seed: int = 0
-                       ) -> list[float]:
+def mlr_assign_factors(records: Sequence[Record], *, factors: Sequence[float] = MLR_FACTORS, seed: int = 0,
+                       lr_camera: str | int | Mapping[int, int] = "random") -> list[float]:
     """The MLR down-sampling factor of every record (1.0 = stays HR), in record order.
 
     Rule (Jiao et al., AAAI 2018; PRI 4.1), for each person separately: one of the cameras the person
@@ -118,6 +118,12 @@ def mlr_assign_factors(records: Sequence[Record], *, factors: Sequence[float] = 
     person of the single-shot protocol).  Draws use ``default_rng([seed, pid])`` over the person's
     images sorted by path, so the result does not depend on record order.
 
+    ``lr_camera`` replaces the random choice: a camera id makes that camera LR for every person
+    seen by it and by another camera (e.g. ``1`` = VIPeR's cam_b for everybody); a mapping
+    ``pid -> camid`` names each person's LR camera (persons not in it, or whose named camera is
+    their only one, stay HR).  Returned as factors, not records, because a record's ``scale``
+    describes the file it points to: ``lrreid prepare`` writes the small files and the records.
+
     >>> factors = mlr_assign_factors(viper.records, seed=0)   # one of each person's 2 images is LR
     >>> sorted(set(factors))
     [1.0, 2.0, 3.0, 4.0]
@@ -125,6 +131,8 @@ def mlr_assign_factors(records: Sequence[Record], *, factors: Sequence[float] = 
     choices = [float(f) for f in factors]
     if not choices or any(not f > 1 for f in choices):
         raise ProtocolError(f"MLR factors must be numbers > 1, got {list(factors)!r}")
+    if isinstance(lr_camera, bool) or not (isinstance(lr_camera, (int, np.integer, Mapping)) or lr_camera == "random"):
+        raise ProtocolError(f"lr_camera must be 'random', a camera id or a mapping pid -> camid, got {lr_camera!r}")
     out = [1.0] * len(records)
     by_pid: dict[int, list[int]] = {}
     for i, r in enumerate(records):
@@ -134,7 +142,12 @@ def mlr_assign_factors(records: Sequence[Record], *, factors: Sequence[float] = 
         cams = sorted({int(records[i].camid) for i in idx})
         if len(cams) < 2:
             continue
-        lr_cam = cams[int(rng.integers(len(cams)))]
+        if lr_camera == "random":
+            lr_cam = cams[int(rng.integers(len(cams)))]
+        else:
+            lr_cam = lr_camera.get(pid) if isinstance(lr_camera, Mapping) else int(lr_camera)
+            if lr_cam is None or int(lr_cam) not in cams:
+                continue
         for i in sorted(idx, key=lambda i: records[i].path):
             if records[i].camid == lr_cam:
                 out[i] = choices[int(rng.integers(len(choices)))]

@@ -26,6 +26,7 @@ Images are written once, atomically, to ``<cache>/synthetic/<hash of the paramet
 cache, ``$LRREID_CACHE`` or ``$XDG_CACHE_HOME/lrreid`` or ``~/.cache/lrreid``, or ``cache_dir``) and
 reused afterwards; every pixel depends only on ``(seed, pid, camid, shot)``.
 
+>>> from lrreid.data.datasets import build_dataset
 >>> ds = build_dataset("synthetic", num_ids=24, images_per_camera=2, cache_dir="/tmp/lrreid-doc")
 >>> len(ds), ds.records[0].view, ds.pids[:3]
 (96, 'ground', [1, 2, 3])

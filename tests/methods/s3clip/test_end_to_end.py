@@ -2,11 +2,6 @@
 ``evaluate`` from the run folder (what ``lrreid train`` / ``lrreid evaluate`` do)."""
 from __future__ import annotations
 
-import sys
-import types
-from dataclasses import dataclass
-
-import numpy as np
 import pytest
 import torch
 
@@ -15,66 +10,6 @@ from lrreid.config import load_config
 from lrreid.engine.hooks import read_loss_history
 from lrreid.engine.trainer import run_evaluation
 from lrreid.errors import ConfigError
-
-
-@pytest.fixture
-def protocols_available(monkeypatch):
-    """lrreid.data.protocols / lrreid.data.loading, or minimal stand-ins while they are not written."""
-    try:
-        import lrreid.data.protocols as protocols
-    except ModuleNotFoundError:
-        protocols = types.ModuleType("lrreid.data.protocols")
-        monkeypatch.setitem(sys.modules, "lrreid.data.protocols", protocols)
-    if not hasattr(protocols, "cross_view_protocol"):
-
-        @dataclass
-        class EvalSplit:
-            name: str
-            train: list
-            query: list
-            gallery: list
-
-        def cross_view_protocol(dataset, num_splits=1, seed=0, query_view="aerial", gallery_view="ground"):
-            out = []
-            for s in range(num_splits):
-                perm = np.random.default_rng(seed + s).permutation(dataset.pids)
-                train_ids = set(perm[: len(perm) // 2].tolist())
-                train = [r for r in dataset.records if r.pid in train_ids]
-                test = [r for r in dataset.records if r.pid not in train_ids]
-                out.append(EvalSplit(f"split{s}", train, [r for r in test if r.view == query_view],
-                                     [r for r in test if r.view == gallery_view]))
-            return out
-
-        monkeypatch.setattr(protocols, "cross_view_protocol", cross_view_protocol, raising=False)
-    try:
-        from lrreid.data.loading import RandomIdentitySampler  # noqa: F401
-    except (ModuleNotFoundError, ImportError):
-        loading = sys.modules.get("lrreid.data.loading") or types.ModuleType("lrreid.data.loading")
-
-        class RandomIdentitySampler(torch.utils.data.Sampler):
-            def __init__(self, pids, batch_size, num_instances, seed=0, rank=0, world_size=1):
-                self.pids, self.batch_size, self.k, self.seed, self.epoch = list(pids), batch_size, num_instances, seed, 0
-
-            def set_epoch(self, epoch):
-                self.epoch = epoch
-
-            def _order(self):
-                rng = np.random.default_rng(self.seed + self.epoch)
-                by_pid: dict[int, list[int]] = {}
-                for i, p in enumerate(self.pids):
-                    by_pid.setdefault(p, []).append(i)
-                chunks = [[int(rng.choice(v)) for _ in range(self.k)] for v in by_pid.values()]
-                flat = [i for c in rng.permutation(len(chunks)) for i in chunks[c]]
-                return flat[: len(flat) // self.batch_size * self.batch_size]
-
-            def __iter__(self):
-                return iter(self._order())
-
-            def __len__(self):
-                return len(self._order())
-
-        loading.RandomIdentitySampler = RandomIdentitySampler
-        monkeypatch.setitem(sys.modules, "lrreid.data.loading", loading)
 
 
 def _config(tmp_path, **extra) -> dict:
@@ -99,7 +34,7 @@ def _config(tmp_path, **extra) -> dict:
     return raw
 
 
-def test_tiny_train_then_evaluate_on_synthetic_video(tmp_path, protocols_available):
+def test_tiny_train_then_evaluate_on_synthetic_video(tmp_path):
     cfg = load_config(_config(tmp_path))
     splits = build_splits(cfg)
     method = build_method(cfg, splits)
@@ -128,7 +63,7 @@ def test_tiny_train_then_evaluate_on_synthetic_video(tmp_path, protocols_availab
     assert (tmp_path / "run" / "sr_examples.png").exists()
 
 
-def test_resume_continues_where_the_run_stopped(tmp_path, protocols_available):
+def test_resume_continues_where_the_run_stopped(tmp_path):
     raw = _config(tmp_path, phases={"reid": {"epochs": 1, "lr": 0.001}}, train={"max_iters_per_epoch": 1})
     cfg = load_config(raw)
     splits = build_splits(cfg)

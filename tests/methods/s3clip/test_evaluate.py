@@ -21,13 +21,13 @@ def _rec(pid, view, camid, n=0):
 
 def test_direction_sets_across_views_and_within_a_one_camera_view():
     records = [_rec(1, "aerial", 1), _rec(1, "aerial", 1, 1), _rec(2, "aerial", 1), _rec(1, "ground", 0),
-               _rec(2, "ground", 0)]
+               _rec(2, "ground", 0), _rec(0, "aerial", 1, 2), _rec(0, "ground", 0, 2)]
     q, g, q_cam, g_cam = direction_sets(records, "aerial", "ground")
-    assert (q, g) == ([0, 1, 2], [3, 4])
-    assert q_cam.tolist() == [1, 1, 1] and g_cam.tolist() == [0, 0]
+    assert (q, g) == ([0, 1, 2], [3, 4, 6])  # the distractor (person 0) is gallery only
+    assert q_cam.tolist() == [1, 1, 1] and g_cam.tolist() == [0, 0, 0]
     q, g, q_cam, g_cam = direction_sets(records, "aerial", "aerial")
-    assert (q, g) == ([0, 2], [1])  # each person's first aerial tracklet queries the others
-    assert len(set(q_cam.tolist()) | set(g_cam.tolist())) == 3  # one camera: every tracklet its own
+    assert (q, g) == ([0, 2], [1, 5])  # each person's first aerial tracklet queries the others
+    assert len(set(q_cam.tolist()) | set(g_cam.tolist())) == 4  # one camera: every tracklet its own
 
 
 def test_queries_without_a_match_are_skipped_and_counted(train_records, make_method, tiny_config, cpu_context,

@@ -71,17 +71,19 @@ def direction_sets(records: Sequence[TrackletRecord], query_view: str, gallery_v
 
     Different views: every query-view tracklet against every gallery-view tracklet.  Same view:
     per identity, its first tracklet is the query and the others are gallery (so each query has a
-    chance of a match); tracklets of a one-camera view get their own camera id each.
+    chance of a match); tracklets of a one-camera view get their own camera id each.  Distractors
+    (person 0) are never queries.
     """
     if query_view != gallery_view:
-        q = [i for i, r in enumerate(records) if r.view == query_view]
+        q = [i for i, r in enumerate(records) if r.view == query_view and r.pid != 0]  # 0: distractor
         g = [i for i, r in enumerate(records) if r.view == gallery_view]
         camids = np.array([r.camid for r in records])
         return q, g, camids[q], camids[g]
     members = [i for i, r in enumerate(records) if r.view == query_view]
     first: dict[int, int] = {}
     for i in members:
-        first.setdefault(records[i].pid, i)
+        if records[i].pid != 0:  # distractors stay in the gallery
+            first.setdefault(records[i].pid, i)
     q = sorted(first.values())
     g = [i for i in members if i not in set(q)]
     camids = np.array([records[i].camid for i in range(len(records))])

@@ -15,16 +15,19 @@ Accuracy: Rank-1 and mAP of (b) against the fp32 pipeline on the same probes and
 output), which still measures how far bf16 moves the ranking.
 
 Targets (docs/search.md): (b) >= 5x (c); (b) >= 0.4x (a); |Rank-1| and |mAP| of (b) within 0.5
-points of fp32.  Times are medians of ``--repeats`` runs.
+points of fp32.  Times are medians of ``--repeats`` rounds in which (a), (b) and (c) take turns
+(so that load from other processes falls on all three alike).
 
-    python benchmarks/inference.py                      # CPU-sized random networks
+    python benchmarks/inference.py                      # lrreid demo's network sizes, random weights
+    python benchmarks/inference.py --preset cpu         # ResNet-18 F and P at 256x128
     python benchmarks/inference.py --preset resnet50    # the paper's sizes (slow on CPU)
-    python benchmarks/inference.py --run runs/demo      # a trained run
+    python benchmarks/inference.py --run runs/demo      # a trained run (lrreid demo)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -37,13 +40,31 @@ from lrreid.inference.pipeline import LRReIDPipeline, load_images
 from lrreid.utils.device import Precision, cpu_has_fast_bf16
 
 PRESETS = {
-    # A CPU-sized PRI: ResNet-18 for F and P, a small Meta-RDN.
-    "cpu": {"backbone": "resnet18", "input_size": (256, 128), "feat_dim": 512, "predictor_feat_dim": 256,
-            "sr": "metasr_rdn", "sr_args": {"G0": 32, "D": 4, "C": 4, "G": 16}},
-    # The paper's networks (Sec. 4.1): ResNet-50 at 384x128, the released Meta-RDN.
-    "resnet50": {"backbone": "resnet50", "input_size": (384, 128), "feat_dim": 512, "predictor_feat_dim": 512,
-                 "sr": "metasr_rdn", "sr_args": {"G0": 64, "D": 16, "C": 8, "G": 64}},
+    # A mid-sized CPU PRI: ResNet-18 for F and P at 256x128, a small Meta-RDN.
+    "cpu": {"backbone": "resnet18", "predictor_backbone": "resnet18", "input_size": (256, 128), "feat_dim": 512,
+            "predictor_feat_dim": 256, "sr": "metasr_rdn", "sr_args": {"G0": 32, "D": 4, "C": 4, "G": 16}},
+    # The paper's networks (Sec. 4.1): ResNet-50 for F and P at 384x128, the released Meta-RDN.
+    "resnet50": {"backbone": "resnet50", "predictor_backbone": "resnet50", "input_size": (384, 128), "feat_dim": 512,
+                 "predictor_feat_dim": 512, "sr": "metasr_rdn", "sr_args": {"G0": 64, "D": 16, "C": 8, "G": 64}},
 }
+
+
+def preset_from_config(path: str) -> dict:
+    """Network sizes of a PRI run config (``model`` section and ``data.input_size``)."""
+    from lrreid.config import load_config
+
+    cfg = load_config(path)
+    m = cfg.model
+    return {"backbone": m.backbone, "predictor_backbone": m.predictor_backbone or m.backbone,
+            "input_size": tuple(cfg.data.input_size), "feat_dim": m.feat_dim,
+            "predictor_feat_dim": m.predictor_feat_dim, "sr": m.sr, "sr_args": dict(m.sr_args)}
+
+
+def demo_config() -> str:
+    """The config ``lrreid demo`` trains (the CPU-sized PRI shipped with lrreid)."""
+    from importlib import resources
+
+    return str(resources.files("lrreid").joinpath("configs/demo.yaml"))
 
 
 def random_networks(preset: dict, scales=(1, 2, 3, 4), seed: int = 0):
@@ -53,20 +74,10 @@ def random_networks(preset: dict, scales=(1, 2, 3, 4), seed: int = 0):
 
     torch.manual_seed(seed)
     reid = ReIDNet(preset["backbone"], num_classes=100, feat_dim=preset["feat_dim"])
-    predictor = ScalePredictor(preset["backbone"], num_scales=len(scales), feat_dim=preset["predictor_feat_dim"])
+    predictor = ScalePredictor(preset["predictor_backbone"], num_scales=len(scales), feat_dim=preset["predictor_feat_dim"])
     torch.nn.init.normal_(predictor.fc.weight, std=0.5)  # random choices instead of the uniform init
     sr = build_sr_model(preset["sr"], **preset["sr_args"])
     return reid.eval(), sr.eval(), predictor.eval()
-
-
-def timed(fn, repeats: int) -> list[float]:
-    fn()  # warm-up: oneDNN kernel selection, caches
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def ranking(pipe: LRReIDPipeline, probes, gallery, p_imgs, g_imgs) -> tuple[float, float]:
@@ -79,17 +90,25 @@ def ranking(pipe: LRReIDPipeline, probes, gallery, p_imgs, g_imgs) -> tuple[floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    ap.add_argument("--preset", choices=sorted(PRESETS), help="built-in sizes instead of --config")
+    ap.add_argument("--config", help="network sizes from this PRI run config (default: lrreid demo's config)")
     ap.add_argument("--run", help="trained run folder or checkpoint (default: random weights)")
-    ap.add_argument("--num-ids", type=int, default=24, help="synthetic identities (probes = 2 per id)")
-    ap.add_argument("--slow-images", type=int, default=16, help="images timed one at a time in (c)")
+    ap.add_argument("--num-ids", type=int, default=100, help="synthetic identities (probes and gallery: 2 per id)")
+    ap.add_argument("--slow-images", type=int, default=0, help="probes timed one at a time in (c) (0: all)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sr-precision", choices=["fast", "fp32", "both"], default="both",
                     help="the SR network's precision on the fast path (both: measure and report both)")
     ap.add_argument("--cache-dir", default=None, help="where the synthetic images are written")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads; 0: all cores, or 1 when the machine is already busy (load >= cores)")
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args()
+    threads = args.threads
+    if threads == 0:  # several OpenMP threads per op spin against other processes on a busy machine
+        cores = os.cpu_count() or 1
+        threads = 1 if os.getloadavg()[0] >= cores else cores
+    torch.set_num_threads(threads)
 
     ds = build_dataset("synthetic", num_ids=args.num_ids, images_per_camera=2, cache_dir=args.cache_dir)
     gallery = [r for r in ds.records if r.camid == 0]
@@ -107,11 +126,12 @@ def main() -> None:
         scales, input_size = base.scales, base.input_size
         what = f"trained run {args.run}"
     else:
-        preset = PRESETS[args.preset]
+        source = f"preset {args.preset}" if args.preset else f"config {args.config or 'lrreid demo'}"
+        preset = PRESETS[args.preset] if args.preset else preset_from_config(args.config or demo_config())
         reid, sr, predictor = random_networks(preset)
         scales, input_size = (1, 2, 3, 4), preset["input_size"]
-        what = (f"RANDOM weights, preset {args.preset}: {preset['backbone']} F and P at "
-                f"{input_size[0]}x{input_size[1]}, {preset['sr']} {preset['sr_args']}")
+        what = (f"RANDOM weights, sizes of {source}: F {preset['backbone']}, P {preset['predictor_backbone']} "
+                f"at {input_size[0]}x{input_size[1]}, {preset['sr']} {preset['sr_args']}")
 
     def pipeline(precision, sr_precision=None, batch_size=args.batch_size):
         return LRReIDPipeline(reid, sr, predictor, scales=scales, input_size=input_size, precision=precision,
@@ -119,33 +139,46 @@ def main() -> None:
 
     print(f"model: {what}")
     print(f"device {fast.device}, fast path {fast.mode}{' + channels_last' if fast.channels_last else ''} "
-          f"(CPU bf16 support: {cpu_has_fast_bf16()}), {torch.get_num_threads()} threads, "
+          f"(CPU bf16 support: {cpu_has_fast_bf16()}), {torch.get_num_threads()} threads "
+          f"(load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), "
           f"{len(p_imgs)} probes / {len(g_imgs)} gallery images, median of {args.repeats}")
 
     results = {"model": what, "device": str(fast.device), "fast_mode": fast.mode, "threads": torch.get_num_threads()}
-    # (c) first: the plain reference, one image at a time, fp32.
     slow = pipeline(fp32, batch_size=1)
-    subset = p_imgs[: args.slow_images]
-    t_c = timed(lambda: [slow.embed_probes([im]) for im in subset], max(1, args.repeats))
-    ips_c = len(subset) / statistics.median(t_c)
-    rank_fp32 = ranking(pipeline(fp32), probes, gallery, p_imgs, g_imgs)
-
     variants = {"fast": None, "fp32": fp32} if args.sr_precision == "both" else (
         {"fast": None} if args.sr_precision == "fast" else {"fp32": fp32})
+    fast_pipes = {name: pipeline(fast, sr_prec) for name, sr_prec in variants.items()}
+    subset = p_imgs[: args.slow_images] if args.slow_images else p_imgs
+
+    # The three measurements take turns, round after round, so that load from other processes on a
+    # shared machine falls on all of them alike; each number is the median over the rounds.
+    jobs = {"c": lambda: [slow.embed_probes([im]) for im in subset]}
+    for name, pipe in fast_pipes.items():
+        jobs[f"a/{name}"] = lambda pipe=pipe: pipe.embed_gallery(g_imgs)
+        jobs[f"b/{name}"] = lambda pipe=pipe: pipe.embed_probes(p_imgs)
+    for job in jobs.values():
+        job()  # warm-up: oneDNN kernel selection, Meta-SR filter caches
+    times = {key: [] for key in jobs}
+    for _ in range(args.repeats):
+        for key, job in jobs.items():
+            t0 = time.perf_counter()
+            job()
+            times[key].append(time.perf_counter() - t0)
+    count = {"c": len(subset)} | {k: len(g_imgs) if k.startswith("a/") else len(p_imgs) for k in jobs if k != "c"}
+    ips = {key: count[key] / statistics.median(t) for key, t in times.items()}
+    ips_c = ips["c"]
+    rank_fp32 = ranking(pipeline(fp32), probes, gallery, p_imgs, g_imgs)
+
     rows = []
-    for name, sr_prec in variants.items():
-        pipe = pipeline(fast, sr_prec)
-        t_a = timed(lambda: pipe.embed_gallery(g_imgs), args.repeats)
-        t_b = timed(lambda: pipe.embed_probes(p_imgs), args.repeats)
-        ips_a = len(g_imgs) / statistics.median(t_a)
-        ips_b = len(p_imgs) / statistics.median(t_b)
+    for name, pipe in fast_pipes.items():
         r1, m = ranking(pipe, probes, gallery, p_imgs, g_imgs)
-        rows.append({"sr_precision": name if name == "fp32" else fast.mode, "a_reid_ips": ips_a, "b_pipeline_ips": ips_b,
-                     "c_fp32_single_ips": ips_c, "rank1": r1, "mAP": m,
+        rows.append({"sr_precision": name if name == "fp32" else fast.mode, "a_reid_ips": ips[f"a/{name}"],
+                     "b_pipeline_ips": ips[f"b/{name}"], "c_fp32_single_ips": ips_c, "rank1": r1, "mAP": m,
                      "rank1_fp32": rank_fp32[0], "mAP_fp32": rank_fp32[1]})
 
     print(f"\n(c) plain fp32, one image at a time: {ips_c:8.1f} img/s  ({len(subset)} probes)")
-    print(f"fp32 pipeline ranking: Rank-1 {rank_fp32[0]:.2f}  mAP {rank_fp32[1]:.2f}")
+    print(f"fp32 pipeline ranking: Rank-1 {rank_fp32[0]:.2f}  mAP {rank_fp32[1]:.2f}"
+          f"  (one probe = {100 / len(p_imgs):.2f} Rank-1 points)")
     ok_all = True
     for row in rows:
         print(f"\nfast path, SR in {row['sr_precision']}:")

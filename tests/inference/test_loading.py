@@ -1,0 +1,67 @@
+"""A trained PRI method -> LRReIDPipeline: same features as the method's own inference API."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lrreid.errors import CheckpointError
+from lrreid.inference.identity import model_identity
+from lrreid.inference.loading import load_pipeline, pipeline_from_method
+
+
+@pytest.fixture(scope="module")
+def pri_method():
+    from lrreid.methods.pri.model import PRIMethod
+    from lrreid.models.predictor import ScalePredictor
+    from lrreid.models.reid import ReIDNet
+    from lrreid.models.sr import build_sr_model
+
+    torch.manual_seed(0)
+    predictor = ScalePredictor("resnet18", num_scales=4, feat_dim=8)
+    torch.nn.init.normal_(predictor.fc.weight, std=2.0)  # not the uniform initial prediction
+    method = PRIMethod(
+        sr_net=build_sr_model("metasr_rdn", G0=8, D=2, C=2, G=8),
+        reid_net=ReIDNet("resnet18", num_classes=4, feat_dim=16),
+        scale_predictor=predictor, scales=[1, 2, 3, 4], input_size=(32, 16), train_dataset=None,
+        num_lr_images=4, hr_mean_area=32 * 16,
+    )
+    return method.eval()
+
+
+def test_pipeline_of_a_method_reproduces_its_predict_sr_embed(pri_method):
+    pipe = pipeline_from_method(pri_method, fast=False, device="cpu")
+    assert pipe.scales == (1, 2, 3, 4) and pipe.input_size == (32, 16)
+    rng = np.random.default_rng(0)
+    probes = [torch.from_numpy(rng.random((3, h, w), dtype=np.float32)) for h, w in [(8, 4), (10, 5), (8, 4), (12, 6)]]
+    out = pipe.embed_probes(probes)
+    for i, x in enumerate(probes):
+        probs = pri_method.predict_scales(x[None])
+        scale = pri_method.scales[int(probs.argmax())]
+        assert out.scales[i] == scale
+        ref = pri_method.embed(pri_method.super_resolve(x[None], scale))[0]
+        torch.testing.assert_close(out.features[i], ref, atol=1e-4, rtol=1e-4)
+    hr = [torch.from_numpy(rng.random((3, 40, 20), dtype=np.float32))]
+    from lrreid.data.degradations import bicubic_resize
+
+    ref = pri_method.embed(bicubic_resize(hr[0], (32, 16))[None])[0]  # the evaluation's gallery resize
+    torch.testing.assert_close(pipe.embed_gallery(hr)[0], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_identity_depends_on_weights_not_on_precision(pri_method):
+    fp32 = pipeline_from_method(pri_method, fast=False, device="cpu")
+    fast = pipeline_from_method(pri_method, fast=True, device="cpu")
+    before = model_identity(fp32)
+    assert model_identity(fast) == before
+    with torch.no_grad():
+        pri_method.sr_net.SFENet1.weight.add_(1e-3)
+    try:
+        assert model_identity(pipeline_from_method(pri_method, fast=False, device="cpu")) != before
+    finally:
+        with torch.no_grad():
+            pri_method.sr_net.SFENet1.weight.sub_(1e-3)
+
+
+def test_missing_run_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no such run"):
+        load_pipeline(tmp_path / "nowhere")

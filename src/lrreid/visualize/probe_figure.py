@@ -94,8 +94,8 @@ def plot_probe_panels(panels: Sequence[ProbePanel], path: str | Path, title: str
             ax = fig.add_subplot(grid[k, 3])
             p = float(panel.probs[k])
             ax.barh([0], [p], color=CHOSEN if is_chosen else GREY, height=0.5)
-            ax.set_xlim(0, 1); ax.set_ylim(-1, 1)
-            ax.text(min(p + 0.04, 0.62), 0, f"{p:.2f}", va="center", fontsize=9)
+            ax.set_xlim(0, 1.35); ax.set_ylim(-1, 1)
+            ax.text(p + 0.04, 0, f"{p:.2f}", va="center", fontsize=9)
             ax.set_yticks([])
             if k == n - 1:
                 ax.set_xticks([0, 0.5, 1]); ax.tick_params(labelsize=7)

@@ -118,6 +118,6 @@ def test_export_fused_graph(capsys, tmp_path):
     code, out, err = run(capsys, "export", "A", "--format", "onnx", "--out", tmp_path / "onnx", "--fixed-scale", "2")
     assert code == 0, err
     spec = json.loads((tmp_path / "onnx" / "lrreid_onnx.json").read_text())
-    assert sorted(spec["graphs"]) == ["lr_to_features_x2", "reid_gallery"] and (tmp_path / "onnx" / "lr_to_features_x2.onnx").is_file()
+    assert sorted(spec["graphs"]) == ["gallery_resize", "lr_to_features_x2", "reid"] and (tmp_path / "onnx" / "lr_to_features_x2.onnx").is_file()
     code, _, err = run(capsys, "export", "A", "--format", "tflite")
     assert code == 2 and "only onnx" in err

@@ -35,7 +35,7 @@ def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path):
     gallery, probes = synthetic
     pipe = tiny_pipeline(seed=0)
     spec = export_onnx(pipe, tmp_path / "onnx")
-    assert sorted(spec["graphs"]) == ["predictor", "reid", "reid_gallery", "sr_x1", "sr_x2", "sr_x3", "sr_x4"]
+    assert sorted(spec["graphs"]) == ["gallery_resize", "predictor", "reid", "sr_x1", "sr_x2", "sr_x3", "sr_x4"]
     on_disk = json.loads((tmp_path / "onnx" / SPEC_FILE).read_text())
     assert on_disk["graphs"]["reid"]["input"]["shape"][0] == "batch"
     assert on_disk["scales"] == [1, 2, 3, 4] and on_disk["feature_dim"] == 32
@@ -58,7 +58,7 @@ def test_fused_graph_for_a_fixed_scale(synthetic, tmp_path):
     gallery, probes = synthetic
     pipe = tiny_pipeline(seed=1)
     spec = export_onnx(pipe, tmp_path / "fused", fixed_scale=3)
-    assert sorted(spec["graphs"]) == ["lr_to_features_x3", "reid_gallery"]
+    assert sorted(spec["graphs"]) == ["gallery_resize", "lr_to_features_x3", "reid"]
     p_imgs = load_images([r.path for r in probes[:6]])
     g_imgs = load_images([r.path for r in gallery[:6]])
     ref = pipe.embed_probes(p_imgs, scale=3).features

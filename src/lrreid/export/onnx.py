@@ -3,14 +3,17 @@
 Separate graphs (default), each with a dynamic batch size and RGB inputs in [0, 1], NCHW float32;
 resizing and normalisation are inside the graphs, so a runtime needs no lrreid code::
 
-    predictor.onnx   lr_image [B,3,h,w]  -> logits [B, N]        (scale = scales[argmax])
-    sr_x{s}.onnx     lr_image [B,3,h,w]  -> sr_image [B,3,s*h,s*w]   one graph per scale s
-    reid.onnx        image [B,3,H,W]     -> features [B, D]      SR outputs (any H, W: bilinear resize inside)
-    reid_gallery.onnx  image [B,3,H,W]   -> features [B, D]      HR gallery images (antialiased bicubic inside)
+    predictor.onnx       lr_image [B,3,h,w] -> logits [B, N]             scale = scales[argmax]
+    sr_x{s}.onnx         lr_image [B,3,h,w] -> sr_image [B,3,s*h,s*w]    one graph per scale s
+    reid.onnx            image [B,3,h,w]    -> features [B, D]           bilinear resize to the input size inside
+    gallery_resize.onnx  image [B,3,h,w]    -> image [B,3,H,W]           HR gallery images: antialiased bicubic
+
+    probe:   features = reid(sr_x{s}(lr_image)) with s = scales[argmax(predictor(lr_image))]
+    gallery: features = reid(gallery_resize(hr_image))  (reid's own resize is then the identity)
 
 With ``fixed_scale=s`` one fused graph ``lr_to_features_x{s}.onnx`` (lr_image -> features) replaces
-the predictor, SR and ``reid`` graphs (``reid_gallery`` is still written for the gallery).  ``lrreid_onnx.json`` beside them lists the graphs, their inputs and outputs,
-which dimensions are dynamic, the scales and the model identity.
+the predictor and SR graphs.  ``lrreid_onnx.json`` beside them lists the graphs, their inputs and
+outputs, which dimensions are dynamic, the scales and the model identity.
 
 Why one SR graph per scale: the scale is a Python number inside SR networks (Meta-SR derives its
 per-pixel filter weights and the output size from it), so a graph is traced for one scale; exporting
@@ -68,20 +71,16 @@ class _Normalize(nn.Module):
 
 
 class ReIDGraph(nn.Module):
-    """image [B,3,h,w] in [0,1] -> resize to the input size -> normalise -> re-ID features.
+    """image [B,3,h,w] in [0,1] -> bilinear resize to the input size -> normalise -> re-ID features."""
 
-    ``resize`` is "bilinear" for SR outputs, "bicubic" (antialiased) for HR gallery images, as the
-    pipeline (and the evaluation) resize them.
-    """
-
-    def __init__(self, reid_net: nn.Module, input_size, mean, std, normalize_features: bool, resize: str = "bilinear"):
+    def __init__(self, reid_net: nn.Module, input_size, mean, std, normalize_features: bool):
         super().__init__()
-        self.reid_net, self.input_size, self.resize = reid_net, tuple(input_size), resize
+        self.reid_net, self.input_size = reid_net, tuple(input_size)
         self.norm = _Normalize(mean, std)
         self.normalize_features = normalize_features
 
     def forward(self, image):
-        f = self.reid_net(self.norm(_resize(image, self.input_size, self.resize)))
+        f = self.reid_net(self.norm(_resize(image, self.input_size)))
         return F.normalize(f, dim=1) if self.normalize_features else f
 
 
@@ -112,6 +111,17 @@ class SRGraph(nn.Module):
         if self.sr_net is None:
             return lr_image
         return self.sr_net(lr_image, self.scale).clamp(0, 1)
+
+
+class GalleryResizeGraph(nn.Module):
+    """HR image [B,3,h,w] in [0,1] -> the input size, antialiased bicubic, clamped (the evaluation's gallery resize)."""
+
+    def __init__(self, input_size):
+        super().__init__()
+        self.input_size = tuple(input_size)
+
+    def forward(self, image):
+        return _resize(image, self.input_size, "bicubic")
 
 
 class FusedGraph(nn.Module):
@@ -199,7 +209,7 @@ def export_onnx(
 
         >>> spec = export_onnx(load_pipeline("runs/demo", fast=False), "exported/")
         >>> sorted(spec["graphs"])
-        ['predictor', 'reid', 'reid_gallery', 'sr_x1', 'sr_x2', 'sr_x3', 'sr_x4']
+        ['gallery_resize', 'predictor', 'reid', 'sr_x1', 'sr_x2', 'sr_x3', 'sr_x4']
     """
     from lrreid import __version__
     from lrreid.inference.identity import model_identity
@@ -212,7 +222,6 @@ def export_onnx(
     lr_h, lr_w = st.lr_size or example_lr_size or (max(4, st.input_size[0] // 4), max(2, st.input_size[1] // 4))
     lr_example = torch.rand(2, 3, lr_h, lr_w, generator=torch.Generator().manual_seed(1))
     reid = ReIDGraph(pipeline.reid_net, st.input_size, st.mean, st.std, st.normalize_features)
-    reid_gallery = ReIDGraph(pipeline.reid_net, st.input_size, st.mean, st.std, st.normalize_features, "bicubic")
     hr_example = torch.rand(2, 3, st.input_size[0] + 8, st.input_size[1] + 4, generator=torch.Generator().manual_seed(2))
     graphs: dict[str, dict] = {}
 
@@ -233,10 +242,13 @@ def export_onnx(
             graphs[name] = export_graph(SRGraph(pipeline.sr_net, s, st.lr_size), lr_example, out / f"{name}.onnx",
                                         "lr_image", "sr_image", opset)
             graphs[name]["output"] = {"name": "sr_image", "shape": ["batch", 3, f"{s}*height", f"{s}*width"]}
-        graphs["reid"] = export_graph(reid, hr_example, out / "reid.onnx", "image", "features", opset)
-        graphs["reid"]["output"] = {"name": "features", "shape": ["batch", pipeline.feature_dim()]}
-    graphs["reid_gallery"] = export_graph(reid_gallery, hr_example, out / "reid_gallery.onnx", "image", "features", opset)
-    graphs["reid_gallery"]["output"] = {"name": "features", "shape": ["batch", pipeline.feature_dim()]}
+    graphs["reid"] = export_graph(reid, hr_example, out / "reid.onnx", "image", "features", opset)
+    graphs["reid"]["output"] = {"name": "features", "shape": ["batch", pipeline.feature_dim()]}
+    graphs["gallery_resize"] = export_graph(GalleryResizeGraph(st.input_size), hr_example, out / "gallery_resize.onnx",
+                                            "image", "image_resized", opset)
+    graphs["gallery_resize"]["output"] = {"name": "image_resized", "shape": ["batch", 3, *st.input_size]}
+    for g in graphs.values():
+        _readable(out / g["file"])
 
     spec = {
         "lrreid_version": __version__,
@@ -254,15 +266,23 @@ def export_onnx(
         "normalize_features": st.normalize_features,
         "image_format": "float32 NCHW RGB in [0, 1]; resizing and normalisation happen inside the graphs",
         "usage": (
-            "probe: features = lr_to_features_x{s}(lr_image); gallery: features = reid_gallery(hr_image); "
-            "rank by Euclidean distance" if fixed_scale is not None else
-            "scale = scales[argmax(predictor(lr_image))]; features = reid(sr_x{scale}(lr_image)); "
-            "gallery: features = reid_gallery(hr_image); rank by Euclidean distance"
+            f"probe: features = lr_to_features_x{fixed_scale}(lr_image); "
+            "gallery: features = reid(gallery_resize(hr_image)); rank by Euclidean distance" if fixed_scale is not None else
+            "probe: scale = scales[argmax(predictor(lr_image))]; features = reid(sr_x{scale}(lr_image)); "
+            "gallery: features = reid(gallery_resize(hr_image)); rank by Euclidean distance"
         ),
         "graphs": graphs,
     }
     atomic_write_json(out / SPEC_FILE, spec)
+    _readable(out / SPEC_FILE)
     return spec
+
+
+def _readable(path: Path) -> None:
+    """The usual file mode (umask applied) instead of the 0600 of the temporary file it was written as."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 class OnnxPipeline:
@@ -292,7 +312,7 @@ class OnnxPipeline:
         return self.sessions[name].run(None, {graph["input"]["name"]: x.astype(np.float32)})[0]
 
     def embed_gallery(self, images: list[torch.Tensor]) -> np.ndarray:
-        return np.concatenate([self._run("reid_gallery", im[None].numpy()) for im in images])
+        return np.concatenate([self._run("reid", self._run("gallery_resize", im[None].numpy())) for im in images])
 
     def embed_probes(self, images: list[torch.Tensor], scale: int | None = None) -> tuple[np.ndarray, list[int]]:
         feats, scales = [], []

@@ -85,7 +85,11 @@ def pipeline_from_method(
 
 
 def sr_precision_for(precision: Precision) -> Precision:
-    """The SR network's precision on the fast path (see docs/search.md for the measurement)."""
+    """The SR network's precision on the fast path: the same as the other networks.
+
+    Measured on the trained `lrreid demo` run (docs/search.md): bf16 SR outputs are 56-58 dB PSNR
+    from fp32 ones at x2-x4 and Rank-1/mAP move by at most 0.04 points; speed is within noise.
+    """
     return precision
 
 

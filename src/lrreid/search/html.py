@@ -103,4 +103,7 @@ def write_html(results, out_path: str | os.PathLike, title: str = "lrreid search
     """
     out = Path(out_path)
     atomic_write_text(out, render_html(results, title, meta, thumb_height))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o666 & ~umask)  # a page to share: the usual file mode, not the temp file's 0600
     return out

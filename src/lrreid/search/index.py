@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import time
@@ -36,8 +37,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
+
+# faiss's loader logs at INFO each optional build it does not find; lrreid's CLI logs at INFO.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+import faiss  # noqa: E402
 
 from lrreid.errors import DatasetLayoutError, ImageReadError, IndexMismatchError, LrreidError
 from lrreid.utils.atomic import atomic_path, atomic_write_json

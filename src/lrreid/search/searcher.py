@@ -89,6 +89,7 @@ class Searcher:
         self.index.check_model(model_identity(self.pipeline))
         self.index.set_params(nprobe=nprobe, efSearch=ef_search)
         self.missing_seen = 0  # gallery files found missing in results, over all searches
+        self.skipped: dict[str, int] = {}  # unreadable probes of the last search, by reason
 
     def search(
         self,

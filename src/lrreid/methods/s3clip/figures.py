@@ -79,7 +79,8 @@ def _draw_columns(axes, column: int, columns: list[tuple[str, torch.Tensor]], vm
     for j, (label, frames) in enumerate(columns):
         for t in range(axes.shape[0]):
             _show(axes[t, column + j], frames[t] if t < frames.shape[0] else None, vmax)
-        axes[0, column + j].set_title(label, fontsize=6)
+        if j > 0:
+            axes[0, column + j].set_title(label, fontsize=6)
     axes[0, column].set_title(f"{title}\n{columns[0][0]}", fontsize=6, loc="left")
 
 

@@ -13,7 +13,6 @@ from lrreid.methods.s3clip.data import (
     TrackletFrames,
     TrackletTriplets,
     pseudo_tracklets,
-    sample_frame_indices,
     usable_tracklets,
 )
 
@@ -27,18 +26,6 @@ def _frames(folder, name: str, sizes: list[tuple[int, int]], colour: int = 100) 
         Image.new("RGB", (w, h), (colour + 10 * t,) * 3).save(path)
         paths.append(str(path))
     return tuple(paths)
-
-
-def test_frame_sampling_modes():
-    assert sample_frame_indices(10, 4, "evenly") == [0, 3, 6, 9]
-    assert sample_frame_indices(1, 3, "evenly") == [0, 0, 0]
-    assert sample_frame_indices(5, 2, "all") == [0, 1, 2, 3, 4]
-    rng = np.random.default_rng(0)
-    picks = sample_frame_indices(12, 4, "random", rng)
-    assert picks == sorted(picks) and [p // 3 for p in picks] == [0, 1, 2, 3]  # one per chunk
-    assert sample_frame_indices(2, 4, "random", rng) == [0, 0, 1, 1]  # a short tracklet repeats, in order
-    with pytest.raises(ConfigError, match="not one of"):
-        sample_frame_indices(3, 2, "middle")
 
 
 def test_triplets_cope_with_one_frame_tracklets_frames_of_different_sizes_and_empty_tracklets(tmp_path):

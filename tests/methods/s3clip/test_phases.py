@@ -133,7 +133,7 @@ def test_tdp_in_the_joint_phase_trains_s_but_not_i(train_records, make_method, t
 
 
 def test_adaptive_scale_phase_trains_only_the_predictor_and_adds_an_evaluation_row(
-        train_records, make_method, tiny_config, cpu_context, first_batch):
+        video_dataset, train_records, make_method, tiny_config, cpu_context, first_batch):
     from dataclasses import dataclass
 
     from lrreid.methods.s3clip.evaluate import evaluate_cross_view
@@ -155,12 +155,13 @@ def test_adaptive_scale_phase_trains_only_the_predictor_and_adds_an_evaluation_r
     cfg.crossview.robustness, cfg.crossview.figure_tracklets = None, 0
     cfg.crossview.directions = [["aerial", "ground"]]
     method.eval()
-    report = evaluate_cross_view(method, [Split([r for r in train_records if r.view == "aerial"],
-                                                [r for r in train_records if r.view == "ground"])], cpu_context())
+    records = video_dataset.records  # evaluation keeps the dataset's person ids
+    report = evaluate_cross_view(method, [Split([r for r in records if r.view == "aerial"],
+                                                [r for r in records if r.view == "ground"])], cpu_context())
     assert "A->G S3-CLIP adaptive scale" in [r.name for r in report.rows]
     note = next(n for n in report.notes if n.startswith("adaptive scale"))
     counts = [int(part.split(": ")[1]) for part in note.split("factor ")[1].split(", ")]
-    assert sum(counts) == sum(r.view == "aerial" for r in train_records)
+    assert sum(counts) == sum(r.view == "aerial" for r in records)
 
 
 def test_adaptive_scales_the_sr_model_cannot_do_are_refused(train_records, make_method, tiny_config):

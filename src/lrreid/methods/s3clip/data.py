@@ -27,53 +27,17 @@ from PIL import Image
 
 from lrreid.data.degradations import bicubic_resize, build_degradation
 from lrreid.data.imageio import read_image
+from lrreid.data.loading import TrackletDataset, frame_indices, to_tensor
 from lrreid.data.records import ImageRecord, Record, TrackletRecord
 from lrreid.errors import ConfigError
 
 log = logging.getLogger("lrreid.methods.s3clip")
 
-SAMPLING_MODES = ("evenly", "random", "all")
+SAMPLING_MODES = ("evenly", "random")  # for training; evaluation may also take "all"
 CAVIAR_VIEWS = {"near": "ground", "far": "aerial"}
 
 
 # ---------------------------------------------------------------------------- frames
-def sample_frame_indices(num_available: int, num_frames: int, mode: str = "evenly",
-                         rng: np.random.Generator | None = None) -> list[int]:
-    """Which frames of a tracklet to use.
-
-    ``evenly``: ``num_frames`` indices spread over the tracklet (repeating frames of a short one);
-    ``random``: one random frame from each of ``num_frames`` equal chunks, in order (TSN-style),
-    with repeats when the tracklet is shorter; ``all``: every frame.
-
-    >>> sample_frame_indices(10, 4, "evenly")
-    [0, 3, 6, 9]
-    >>> sample_frame_indices(1, 3, "evenly")
-    [0, 0, 0]
-    """
-    if num_available < 1:
-        raise ValueError("tracklet has no frames")
-    if mode == "all":
-        return list(range(num_available))
-    if num_frames < 1:
-        raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
-    if mode == "evenly":
-        return [int(round(x)) for x in np.linspace(0, num_available - 1, num_frames)]
-    if mode == "random":
-        rng = rng if rng is not None else np.random.default_rng()
-        edges = np.linspace(0, num_available, num_frames + 1)
-        out = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            lo_i, hi_i = int(np.floor(lo)), max(int(np.floor(lo)) + 1, int(np.ceil(hi)))
-            out.append(int(rng.integers(lo_i, min(hi_i, num_available))))
-        return out
-    raise ConfigError(f"frame sampling {mode!r} is not one of {', '.join(SAMPLING_MODES)}")
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB image -> float tensor [3, H, W] in [0, 1]."""
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
-
-
 def read_frames(paths: Sequence[str], size: tuple[int, int] | None = None) -> list[Image.Image]:
     """Read frames as RGB images; with ``size = (h, w)`` each is bicubic-resized to it.
 
@@ -197,7 +161,7 @@ class TrackletTriplets(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng((self.seed, self.epoch, index))
         anchor = self.anchors[index]
-        idx = sample_frame_indices(len(anchor.frames), self.num_frames, self.sampling, rng)
+        idx = frame_indices(len(anchor.frames), self.num_frames, self.sampling, rng)
         hr = read_frames([anchor.frames[i] for i in idx], self.input_size)
         if self.lr_degradation is None:
             synthetic = [bicubic_resize(im, self.lr_size) for im in hr]
@@ -208,7 +172,7 @@ class TrackletTriplets(torch.utils.data.Dataset):
         candidates = self.natural.get(anchor.pid, [])
         if candidates:
             natural = candidates[int(rng.integers(len(candidates)))]
-            nidx = sample_frame_indices(len(natural.frames), self.num_frames, self.sampling, rng)
+            nidx = frame_indices(len(natural.frames), self.num_frames, self.sampling, rng)
             nat_t = stack(read_frames([natural.frames[i] for i in nidx], self.lr_size))
         else:
             nat_t = syn_t.clone()
@@ -216,32 +180,25 @@ class TrackletTriplets(torch.utils.data.Dataset):
                 "has_natural": torch.tensor(bool(candidates)), "pid": int(anchor.pid), "index": index}
 
 
-class TrackletFrames(torch.utils.data.Dataset):
-    """Frames of tracklets as one tensor per item, for feature extraction.
+class TrackletFrames(TrackletDataset):
+    """lrreid.data.loading's TrackletDataset with a size per record and an optional degradation.
 
     ``size_of(record)`` gives the ``(h, w)`` each record's frames are resized to (None: the first
     frame's own size).  ``degradation`` (a build_degradation spec) is applied to the frames first,
-    with one draw per tracklet from ``seed`` (robustness tests).
+    with one draw per tracklet from ``seed + index`` (robustness tests).  Frame sampling, unreadable
+    frames and the bad-image policy are TrackletDataset's.
     """
 
     def __init__(self, records: Sequence[TrackletRecord], size_of, num_frames: int = 8,
-                 sampling: str = "evenly", degradation=None, seed: int = 0):
-        self.records, self.size_of = list(records), size_of
-        self.num_frames, self.sampling = num_frames, sampling
-        self.degradation, self.seed = degradation, seed
+                 sampling: str = "evenly", degradation=None, seed: int = 0, policy=None):
+        super().__init__(records, num_frames=num_frames, sampling=sampling, seed=seed, policy=policy)
+        self.size_of, self.degradation = size_of, degradation
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> dict:
+    def _item(self, index: int, frames: list[Image.Image]) -> dict:
         record = self.records[index]
-        rng = np.random.default_rng((self.seed, index))
-        idx = sample_frame_indices(len(record.frames), self.num_frames, self.sampling, rng)
-        paths = [record.frames[i] for i in idx]
+        first = (frames[0].height, frames[0].width)
+        frames = [bicubic_resize(f, first) for f in frames]
         if self.degradation is not None:
-            images = degrade_tracklet(read_frames(paths), self.degradation, self.seed + index)
-            size = self.size_of(record)
-            images = [bicubic_resize(im, size) for im in images] if size is not None else images
-        else:
-            images = read_frames(paths, self.size_of(record))
-        return {"frames": stack(images), "pid": int(record.pid), "index": index}
+            frames = degrade_tracklet(frames, self.degradation, self.seed + index)
+        size = self.size_of(record) or (frames[0].height, frames[0].width)
+        return {"frames": stack([bicubic_resize(f, size) for f in frames]), "pid": int(record.pid), "index": index}

@@ -114,10 +114,27 @@ def test_missing_gallery_file_is_shown_not_a_crash(capsys, gallery, tmp_path):
     assert "missing since indexing" in err
 
 
-def test_export_fused_graph(capsys, tmp_path):
+def test_export_fused_graph_for_a_fixed_scale(capsys, gallery, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency (pip install lrreid[export])")
+    import torch
+    import torch.nn.functional as F
+
+    from lrreid.export.onnx import OnnxPipeline
+    from lrreid.inference.pipeline import load_images
+
     code, out, err = run(capsys, "export", "A", "--format", "onnx", "--out", tmp_path / "onnx", "--fixed-scale", "2")
     assert code == 0, err
     spec = json.loads((tmp_path / "onnx" / "lrreid_onnx.json").read_text())
-    assert sorted(spec["graphs"]) == ["gallery_resize", "lr_to_features_x2", "reid"] and (tmp_path / "onnx" / "lr_to_features_x2.onnx").is_file()
+    assert sorted(spec["graphs"]) == ["gallery_resize", "lr_to_features_x2", "reid"]
+    # the fused graph gives the pipeline's probe features at x2, reid(gallery_resize) its gallery features
+    g, probes = gallery
+    p_imgs, g_imgs = load_images(sorted(probes.iterdir())), load_images(sorted(g.rglob("*.jpg"))[:3])
+    onnx = OnnxPipeline(tmp_path / "onnx")
+    feats, scales = onnx.embed_probes(p_imgs)
+    assert scales == [2, 2]
+    pipe = fake_load("A")
+    assert F.cosine_similarity(torch.from_numpy(feats), pipe.embed_probes(p_imgs, scale=2).features).min() > 0.999
+    assert F.cosine_similarity(torch.from_numpy(onnx.embed_gallery(g_imgs)), pipe.embed_gallery(g_imgs)).min() > 0.999
+
     code, _, err = run(capsys, "export", "A", "--format", "tflite")
     assert code == 2 and "only onnx" in err

@@ -52,19 +52,3 @@ def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path):
     assert F.cosine_similarity(ort_g, ref_g).min() > 0.999
     assert F.cosine_similarity(torch.from_numpy(ort_p), ref_p.features).min() > 0.999
     assert rank1(ort_p, ort_g, probes, gallery) == pytest.approx(rank1(ref_p.features, ref_g, probes, gallery))
-
-
-def test_fused_graph_for_a_fixed_scale(synthetic, tmp_path):
-    gallery, probes = synthetic
-    pipe = tiny_pipeline(seed=1)
-    spec = export_onnx(pipe, tmp_path / "fused", fixed_scale=3)
-    assert sorted(spec["graphs"]) == ["gallery_resize", "lr_to_features_x3", "reid"]
-    p_imgs = load_images([r.path for r in probes[:6]])
-    g_imgs = load_images([r.path for r in gallery[:6]])
-    ref = pipe.embed_probes(p_imgs, scale=3).features
-    onnx = OnnxPipeline(tmp_path / "fused")
-    out, scales = onnx.embed_probes(p_imgs)
-    assert scales == [3] * 6
-    assert F.cosine_similarity(torch.from_numpy(out), ref).min() > 0.999
-    g = torch.from_numpy(onnx.embed_gallery(g_imgs))
-    assert F.cosine_similarity(g, pipe.embed_gallery(g_imgs)).min() > 0.999

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,8 +9,6 @@ import typer
 
 from lrreid.cli import app
 from lrreid.errors import ConfigError
-
-log = logging.getLogger("lrreid.search")
 
 
 def _load(model: str, fast: bool, device: str, batch_size: int = 32):

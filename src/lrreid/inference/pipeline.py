@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -170,7 +169,6 @@ class _Settings:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     normalize_features: bool
-    extra: dict = field(default_factory=dict)
 
 
 class LRReIDPipeline:

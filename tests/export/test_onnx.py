@@ -51,3 +51,19 @@ def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path):
     assert F.cosine_similarity(ort_g, ref_g).min() > 0.999
     assert F.cosine_similarity(torch.from_numpy(ort_p), ref_p.features).min() > 0.999
     assert rank1(ort_p, ort_g, probes, gallery) == pytest.approx(rank1(ref_p.features, ref_g, probes, gallery))
+
+
+def test_metasr_graph_per_scale_has_a_dynamic_input_size(tmp_path):
+    from lrreid.export.onnx import SRGraph, _ort_run, export_graph
+    from lrreid.models.sr import build_sr_model
+
+    torch.manual_seed(0)
+    sr = build_sr_model("metasr_rdn", G0=8, D=1, C=2, G=8).eval()
+    info = export_graph(SRGraph(sr, 2), torch.rand(2, 3, 12, 6), tmp_path / "sr_x2.onnx", "lr_image", "sr_image")
+    assert info["input"]["shape"] == ["batch", 3, "height", "width"]
+    x = torch.rand(1, 3, 17, 9)  # a size the export never saw
+    out = _ort_run(tmp_path / "sr_x2.onnx", "lr_image", x)
+    with torch.no_grad():
+        ref = sr(x, 2)
+    assert out.shape == (1, 3, 34, 18)
+    assert float(abs(out - ref.numpy()).max()) < 1e-4

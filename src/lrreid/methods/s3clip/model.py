@@ -14,14 +14,13 @@ Schedules (``schedule`` in the config)::
                -> sr   (S; L_pixel + L_TDP + L_temporal, I frozen)
                -> reid (I's adapters + head; L_id + L_tri + L_v2sce [+ L_i2t], S frozen)
     joint:     prompt -> joint (S, I's adapters and head at once; L_SR + L_ReID)
+    with sr.adaptive_scales, a last phase "scale" trains PRI's ScalePredictor (see _scale_step)
 
 In phase ``reid`` only the adapters, the temporal pooling and the parameters named by
 ``model.unfreeze`` of the image encoder are trained; the pretrained CLIP weights stay frozen.
 """
 from __future__ import annotations
 
-import logging
-from dataclasses import asdict
 from typing import Sequence
 
 import torch
@@ -41,8 +40,6 @@ from lrreid.models.reid.clip_reid import (
     IdentityPrompts,
     VideoFeatures,
 )
-
-log = logging.getLogger("lrreid.methods.s3clip")
 
 
 def frozen_call(module: nn.Module, *args):
@@ -117,10 +114,8 @@ class S3ClipMethod(Method):
             trainable = ("sr", "image_encoder", "reid_head") if sr_trainable else ("image_encoder", "reid_head")
             out.append(Phase("joint", p.joint.epochs, trainable))
         else:
-            if sr_trainable:
+            if sr_trainable:  # an SR model without parameters (bicubic) has nothing to train
                 out.append(Phase("sr", p.sr.epochs, ("sr",)))
-            else:
-                log.info("SR model %r has no parameters: phase 'sr' skipped", self.sr_name)
             out.append(Phase("reid", p.reid.epochs, ("image_encoder", "reid_head")))
         if self.adaptive_scales:
             # Last: the soft labels compare S's outputs through the final encoder.
@@ -201,7 +196,7 @@ class S3ClipMethod(Method):
         """
         from lrreid.methods.s3clip.evaluate import extract_features
 
-        was_training = self.training
+        modes = {m: m.training for m in self.modules()}  # the phase's per-module train/eval state
         self.eval()
         try:
             with torch.no_grad():
@@ -210,7 +205,8 @@ class S3ClipMethod(Method):
                 feats = extract_features(self, self.train_records, ctx, super_resolve=flags, upsampler="bilinear",
                                          output="projected", desc="prompt features")
         finally:
-            self.train(was_training)
+            for m, mode in modes.items():
+                m.training = mode
         return feats.to(ctx.device)
 
     @torch.no_grad()
@@ -424,9 +420,6 @@ class S3ClipMethod(Method):
         from lrreid.methods.s3clip.evaluate import evaluate_cross_view
 
         return evaluate_cross_view(self, splits, ctx)
-
-    def config_summary(self) -> dict:
-        return asdict(self.cfg)
 
 
 class _IndexedPids(torch.utils.data.Dataset):

@@ -6,16 +6,12 @@ import json
 import numpy as np
 from PIL import Image
 
-from lrreid.cli import main
+from lrreid.cli import run
 from lrreid.data.protocols import load_prepared_splits
 
 
 def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+    return run(argv)
 
 
 def make_viper(root, num_people=8):

@@ -5,15 +5,11 @@ import json
 
 from PIL import Image
 
-from lrreid.cli import main
+from lrreid.cli import run
 
 
 def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+    return run(argv)
 
 
 def tiny(tmp_path) -> list[str]:

@@ -5,16 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from lrreid.cli import main
+from lrreid.cli import run
 from lrreid.evaluation.sr_metrics import mod_crop
 
 
 def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+    return run(argv)
 
 
 def make_test_set(root, scales=(2, 3)):

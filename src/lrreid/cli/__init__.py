@@ -54,3 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def run(argv: list[str]) -> int:
+    """Run ``lrreid`` with ``argv`` in this process and return its exit status instead of exiting.
+
+    Example: ``assert run(["prepare", "viper", "VIPeR", "out/mlr_viper"]) == 0``
+    """
+    try:
+        main(list(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

@@ -7,15 +7,11 @@ import pytest
 import torch
 import yaml
 
-from lrreid.cli import main
+from lrreid.cli import run
 
 
 def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+    return run(argv)
 
 
 @pytest.fixture(scope="module")

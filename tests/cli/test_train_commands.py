@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrreid.cli import main
+from lrreid.cli import run
 
 TOY_FILE = str(Path(__file__).resolve().parents[1] / "engine" / "toy_method.py")
 
@@ -24,11 +24,7 @@ def toy_yaml(tmp_path: Path, run: Path, method: str = "toy") -> Path:
 
 
 def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+    return run(argv)
 
 
 def error_lines(capsys) -> list[str]:
@@ -59,9 +55,11 @@ def test_train_then_evaluate_writes_the_report(tmp_path, capsys):
 def test_resume_finishes_and_a_fresh_start_is_refused(tmp_path, capsys):
     cfg = toy_yaml(tmp_path, tmp_path / "run")
     assert cli("train", str(cfg), "schedule.joint_epochs=0") == 0
+    saved_config = (tmp_path / "run" / "config.yaml").read_text()
     assert cli("train", str(cfg)) == 2
     errors, _ = error_lines(capsys)
     assert len(errors) == 1 and "already has checkpoints; pass --resume" in errors[0]
+    assert (tmp_path / "run" / "config.yaml").read_text() == saved_config  # the refused start wrote nothing
     assert cli("train", str(cfg), "--resume") == 0  # continues with the joint phase
     assert (tmp_path / "run" / "checkpoints" / "p1-joint-e001.json").is_file()
 

@@ -40,6 +40,7 @@ def train(
     from lrreid.build import build_method, build_splits, build_trainer
     from lrreid.config import config_to_yaml, load_config
     from lrreid.engine.distributed import cleanup_distributed, setup_distributed
+    from lrreid.engine.trainer import refuse_existing_run
     from lrreid.utils.atomic import atomic_write_text
 
     if output is not None:
@@ -52,6 +53,8 @@ def train(
         logging.getLogger("lrreid").setLevel(logging.WARNING)
     try:
         run_dir = Path(cfg.train.output_dir)
+        if not cfg.train.resume:  # before anything is written into another run's folder
+            refuse_existing_run(run_dir)
         if info.is_main:
             text = config_to_yaml(cfg)
             saved = run_dir / "config.yaml"

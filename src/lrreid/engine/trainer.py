@@ -31,6 +31,16 @@ from lrreid.methods.base import EpochContext, Method, Phase
 from lrreid.utils.device import Precision, resolve_device
 from lrreid.utils.logging import get_logger
 
+
+def refuse_existing_run(run_dir: str | Path) -> None:
+    """ConfigError if ``run_dir`` already holds checkpoints: a fresh run never overwrites another."""
+    run_dir = Path(run_dir)
+    if ckpt_io.find_last(run_dir / "checkpoints") is not None:
+        raise ConfigError(
+            f"run folder {run_dir} already has checkpoints; pass --resume (train.resume=true) to "
+            f"continue it, or choose another train.output_dir"
+        )
+
 log = get_logger("engine")
 
 
@@ -98,7 +108,7 @@ class Trainer:
     ):
         self.method = method
         self.run_dir = Path(run_dir)
-        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.checkpoint_dir = self.run_dir / "checkpoints"  # refuse_existing_run looks here too
         self.dist = dist_info or dist_utils.current()
         if batch_size % self.dist.world_size:
             raise ConfigError(f"train.batch_size={batch_size} is not divisible by the {self.dist.world_size} processes")
@@ -174,11 +184,8 @@ class Trainer:
         start_phase, start_epoch, ckpt = 0, 0, None
         if resume:
             ckpt = self._load_resume_checkpoint(resume)
-        elif ckpt_io.find_last(self.checkpoint_dir) is not None:  # every rank checks, so all stop together
-            raise ConfigError(
-                f"run folder {self.run_dir} already has checkpoints; pass --resume (train.resume=true) to "
-                f"continue it, or choose another train.output_dir"
-            )
+        else:  # every rank checks, so all stop together
+            refuse_existing_run(self.run_dir)
         if ckpt is not None:
             start_phase, start_epoch = self._apply_resume(ckpt)
 

@@ -49,6 +49,7 @@ def train(
         overrides.append("train.resume=true")
     cfg = load_config(config, overrides)
     info = setup_distributed(cfg.train.device)
+    finished = False
     if not info.is_main:
         logging.getLogger("lrreid").setLevel(logging.WARNING)
     try:
@@ -67,8 +68,9 @@ def train(
         trainer.train(resume=cfg.train.resume)
         if info.is_main:
             typer.echo(f"trained {cfg.method} -> {run_dir / 'checkpoints'}")
+        finished = True
     finally:
-        cleanup_distributed()
+        cleanup_distributed(synchronize=finished)
 
 
 @app.command()

@@ -80,9 +80,23 @@ def current() -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_backend())
 
 
-def cleanup_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup_distributed(synchronize: bool = True) -> None:
+    """Tear the process group down.
+
+    With ``synchronize`` every rank first waits at a barrier: otherwise the first rank to finish
+    closes its gloo sockets while a slower one is still tearing down its own pair threads, and
+    that one dies with "terminate called without an active exception" (SIGABRT) after a run that
+    trained correctly.  After an exception pass ``synchronize=False``: the other ranks may never
+    reach the barrier.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if synchronize:
+        try:
+            dist.barrier()
+        except Exception as exc:  # a peer already gone; tearing down is all that is left to do
+            log.warning("barrier before teardown failed: %s", exc)
+    dist.destroy_process_group()
 
 
 def barrier() -> None:

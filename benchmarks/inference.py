@@ -37,7 +37,7 @@ import torch
 from lrreid.data.datasets import build_dataset
 from lrreid.evaluation.metrics import evaluate_features
 from lrreid.inference.pipeline import LRReIDPipeline, load_images
-from lrreid.utils.device import Precision, cpu_has_fast_bf16
+from lrreid.utils.device import Precision, configure_threads, cpu_has_fast_bf16
 
 PRESETS = {
     # A mid-sized CPU PRI: ResNet-18 for F and P at 256x128, a small Meta-RDN.
@@ -104,11 +104,7 @@ def main() -> None:
                     help="torch threads; 0: all cores, or 1 when the machine is already busy (load >= cores)")
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args()
-    threads = args.threads
-    if threads == 0:  # several OpenMP threads per op spin against other processes on a busy machine
-        cores = os.cpu_count() or 1
-        threads = 1 if os.getloadavg()[0] >= cores else cores
-    torch.set_num_threads(threads)
+    configure_threads(args.threads)  # auto: 1 thread when the machine is already busy
 
     ds = build_dataset("synthetic", num_ids=args.num_ids, images_per_camera=2, cache_dir=args.cache_dir)
     gallery = [r for r in ds.records if r.camid == 0]

@@ -57,6 +57,7 @@ class TrainConfig:
     batch_size: int = 16  # global batch (split evenly across DDP processes)
     num_instances: int = 4  # images per identity in a batch when a phase asks for identity batches
     num_workers: int = 0
+    num_threads: int = 0  # torch CPU threads per process; 0 = auto (cores / processes, 1 on a busy machine)
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the training step
     output_dir: str = "runs/default"

@@ -22,23 +22,6 @@ DEMO_OUTPUTS = ("checkpoints", "losses.csv", "eval.md", "eval.json", "eval_histo
                 "probes.png", "scale_histogram.png", "losses.png", "tensorboard")
 
 
-def _set_threads(threads: int, log) -> None:
-    """Pick torch's CPU thread count: on a machine whose load already fills every core, several
-    OpenMP threads per process spin against each other (measured here: 3-8x slower steps than
-    with one thread), so ``auto`` uses one thread there and all cores otherwise."""
-    import os
-
-    import torch
-
-    if threads == 0:
-        cores = os.cpu_count() or 1
-        busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
-        threads = 1 if busy else cores
-        if busy:
-            log.info("the machine is busy (load %.1f on %d cores): training with 1 CPU thread", os.getloadavg()[0], cores)
-    torch.set_num_threads(threads)
-
-
 def demo_config_path() -> Path:
     """The embedded demo config (package data ``lrreid/configs/demo.yaml``)."""
     return Path(str(resources.files("lrreid").joinpath("configs/demo.yaml")))
@@ -64,11 +47,12 @@ def demo(
     from lrreid.methods.pri.evaluate import evaluate_predictors
     from lrreid.methods.pri.pictures import write_pictures
     from lrreid.utils.atomic import atomic_write_text
+    from lrreid.utils.device import configure_threads
     from lrreid.utils.logging import get_logger
 
     log = get_logger("demo")
     start = time.perf_counter()
-    _set_threads(threads, log)
+    configure_threads(threads, logger=log)
     cfg = load_config(config or demo_config_path(), [*(overrides or []), f"train.output_dir={output}"])
     if cfg.method != "pri":
         from lrreid.errors import ConfigError

@@ -14,7 +14,9 @@ from lrreid.errors import ConfigError
 def _load(model: str, fast: bool, device: str, batch_size: int = 32):
     """The pipeline of a run folder / checkpoint (a hook tests replace with a tiny model)."""
     from lrreid.inference.loading import load_pipeline
+    from lrreid.utils.device import configure_threads
 
+    configure_threads(0)
     return load_pipeline(model, fast=fast, device=device, batch_size=batch_size)
 
 

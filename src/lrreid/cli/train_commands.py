@@ -41,6 +41,7 @@ def train(
     from lrreid.config import config_to_yaml, load_config
     from lrreid.engine.distributed import cleanup_distributed, setup_distributed
     from lrreid.engine.trainer import refuse_existing_run
+    from lrreid.utils.device import configure_threads
     from lrreid.utils.atomic import atomic_write_text
 
     if output is not None:
@@ -49,6 +50,7 @@ def train(
         overrides.append("train.resume=true")
     cfg = load_config(config, overrides)
     info = setup_distributed(cfg.train.device)
+    configure_threads(cfg.train.num_threads, processes=info.world_size, logger=logging.getLogger("lrreid.train") if info.is_main else None)
     finished = False
     if not info.is_main:
         logging.getLogger("lrreid").setLevel(logging.WARNING)
@@ -87,7 +89,10 @@ def evaluate(
     from lrreid.engine.hooks import write_report
     from lrreid.engine.trainer import run_evaluation
 
+    from lrreid.utils.device import configure_threads
+
     cfg, splits, method, ckpt = load_trained_method(run, list(overrides or []))
+    configure_threads(cfg.train.num_threads, logger=logging.getLogger("lrreid.evaluate"))
     folder = output or (ckpt.path.parent.parent if ckpt.path.parent.name == "checkpoints" else ckpt.path.parent)
     ctx = evaluation_context(cfg, folder)
     method.to(ctx.device)

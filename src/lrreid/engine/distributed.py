@@ -138,7 +138,9 @@ def launch_torchrun(nproc: int, cli_args: Sequence[str]) -> int:
     Threads per process are limited (OMP_NUM_THREADS) so N processes share the cores instead of
     oversubscribing them.
     """
+    from lrreid.utils.device import available_cores
+
     env = dict(os.environ)
-    if "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    if "OMP_NUM_THREADS" not in env:  # the workers' train.num_threads (auto) then shares the cores the same way
+        env["OMP_NUM_THREADS"] = str(max(1, available_cores() // nproc))
     return subprocess.call(torchrun_command(nproc, cli_args), env=env)

@@ -67,6 +67,7 @@ class TrainConfig:
     max_iters_per_epoch: int | None = None  # cut epochs short for quick runs
     grad_clip: float | None = None  # max gradient norm
     resume: bool = False  # continue from the run folder's last checkpoint
+    one_model_per_split: bool = False  # train one model per split of eval.splits into <output_dir>/split<i>/ (lrreid train --each-split)
     tensorboard: bool = True
     progress: bool = True
 

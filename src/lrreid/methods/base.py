@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
@@ -299,6 +300,92 @@ class EvalReport:
         for r in d.get("rows", []):
             report.add(r["name"], r["metrics"], r.get("std"))
         return report
+
+
+
+_SPLIT_COUNT_IN_TITLE = re.compile(r",?\s*\b\d+\s+splits?\s*$")
+_PICKED_NOTE = re.compile(r"^(?P<who>.+?) picked (?P<counts>x[\d.]+: \d+(?:, x[\d.]+: \d+)*)(?P<tail> probes)?$")
+
+
+def combine_split_reports(reports: Sequence[EvalReport], names: Sequence[str]) -> EvalReport:
+    """One report from per-split reports of one model per split: per row, mean and std over splits.
+
+    Each report counts as one sample (its std, if any, is replaced); ``std`` is the population
+    standard deviation (ddof=0, as :func:`lrreid.evaluation.summarize`).  A row or metric missing
+    in some splits is combined over the splits that have it, and a note says which are missing.
+    Notes of the form ``"<who> picked x1: 12, x2: 3 probes"`` (PRI's scale histogram) are summed
+    into one line; every other note is kept, prefixed by its split's name.
+
+    Example::
+
+        >>> a, b = EvalReport("toy, 1 split"), EvalReport("toy, 1 split")
+        >>> _ = a.add("x2", {"rank1": 0.4}); _ = b.add("x2", {"rank1": 0.6})
+        >>> a.notes.append("adaptive (P) picked x1: 3, x2: 1 probes")
+        >>> b.notes.append("adaptive (P) picked x1: 2, x2: 2 probes")
+        >>> both = combine_split_reports([a, b], ["split0", "split1"])
+        >>> both.title, round(both.rows[0].metrics["rank1"], 6), round(both.rows[0].std["rank1"], 6)
+        ('toy, 2 splits, one model per split', 0.5, 0.1)
+        >>> both.notes
+        ['adaptive (P) picked x1: 5, x2: 3 probes (sum over 2 splits)']
+    """
+    from lrreid.errors import ProtocolError
+
+    reports, names = list(reports), [str(n) for n in names]
+    if not reports:
+        raise ProtocolError("combine_split_reports: no split reports given (expected one per split)")
+    if len(names) != len(reports):
+        raise ValueError(f"combine_split_reports: {len(reports)} reports but {len(names)} names")
+    percents = {r.percent for r in reports}
+    if len(percents) > 1:
+        raise ProtocolError("combine_split_reports: some split reports are in percent and some are not")
+
+    n = len(reports)
+    base = _SPLIT_COUNT_IN_TITLE.sub("", reports[0].title).strip() or "evaluation"
+    out = EvalReport(f"{base}, {n} split{'s' if n != 1 else ''}, one model per split", percent=reports[0].percent)
+
+    row_names: list[str] = []
+    for report in reports:
+        row_names.extend(r.name for r in report.rows if r.name not in row_names)
+    missing_notes: list[str] = []
+    for row_name in row_names:
+        present = [(name, next(r for r in report.rows if r.name == row_name)) for name, report in zip(names, reports)
+                   if any(r.name == row_name for r in report.rows)]
+        if len(present) < n:
+            absent = [name for name in names if name not in {p for p, _ in present}]
+            missing_notes.append(f"row {row_name!r} is missing in {', '.join(absent)}: "
+                                 f"its numbers are over the other {len(present)} split(s)")
+        metric_names: list[str] = []
+        for _, row in present:
+            metric_names.extend(m for m in row.metrics if m not in metric_names)
+        means, stds = {}, {}
+        for metric in metric_names:
+            values = [row.metrics[metric] for _, row in present if metric in row.metrics]
+            if len(values) < len(present):
+                absent = [name for name, row in present if metric not in row.metrics]
+                missing_notes.append(f"{row_name!r} has no {metric} in {', '.join(absent)}: "
+                                     f"its {metric} is over the other {len(values)} split(s)")
+            means[metric] = float(np.mean(values))
+            stds[metric] = float(np.std(values))
+        out.add(row_name, means, std=stds)
+
+    picked: dict[tuple[str, str], dict[str, int]] = {}  # (who, tail) -> scale -> summed count
+    kept: list[str] = []
+    for name, report in zip(names, reports):
+        for note in report.notes:
+            match = _PICKED_NOTE.match(note)
+            if match is None:
+                kept.append(f"{name}: {note}")
+                continue
+            counts = picked.setdefault((match["who"], match["tail"] or ""), {})
+            for item in match["counts"].split(", "):
+                scale, count = item.split(": ")
+                counts[scale] = counts.get(scale, 0) + int(count)
+    for (who, tail), counts in picked.items():
+        ordered = sorted(counts.items(), key=lambda kv: float(kv[0][1:]))
+        out.notes.append(f"{who} picked " + ", ".join(f"{s}: {c}" for s, c in ordered) + f"{tail} (sum over {n} splits)")
+    out.notes.extend(missing_notes)
+    out.notes.extend(kept)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

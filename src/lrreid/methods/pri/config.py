@@ -62,11 +62,14 @@ class PRILossConfig:
     soft_labels: bool = True  # false: one-hot labels at the best scale (the paper's ablation)
     label_smoothing: float = 0.0  # of L_id (the paper uses none)
     hard_mining: bool = True  # batch-hard triplets (false: all valid triplets)
+    random_erasing: float = 0.0  # probability of random erasing on F's training inputs (the paper uses none)
 
     def __post_init__(self):
         check_gamma(self.gamma)
         if self.omega < 0:
             raise ValueError(f"loss.omega must be >= 0, got {self.omega}")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(f"loss.random_erasing is a probability in [0, 1], got {self.random_erasing}")
         for name in ("sr_weight", "alpha", "beta", "lambda_p"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")

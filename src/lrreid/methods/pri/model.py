@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrreid import losses
+from lrreid.data.augment import random_erasing
 from lrreid.data.degradations import bicubic_downsample
 from lrreid.errors import ConfigError
 from lrreid.methods.base import EpochContext, EvalReport, Method, Phase
@@ -252,6 +253,8 @@ class PRIMethod(Method):
         loss_id = loss_tri = zero
         if cfg.alpha > 0 or cfg.beta > 0:
             images = torch.cat([x_rp_net, self.net_input(sr_sl), self.net_input(x_h)])
+            if cfg.random_erasing > 0:  # on F's inputs only: G's target and the soft labels stay clean
+                images = random_erasing(images, cfg.random_erasing)
             feats, logits = self.reid_net(images)
             targets = pids.repeat(3)
             if cfg.alpha > 0:

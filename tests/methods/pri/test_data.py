@@ -64,3 +64,26 @@ def test_items_are_resized_to_the_canvases_and_flipped_together(tmp_path):
         assert left_l == left_h  # x_l and x_h are flipped together (x_sl is made from x_h)
         seen.add(bool(left_l))
     assert seen == {True, False}
+
+
+def test_native_lr_size_keeps_each_image_at_its_own_size_inside_a_padded_canvas(tmp_path):
+    # MLR: a x4 image must stay smaller than a x2 image of the same person (no common canvas resize)
+    lr = [ImageRecord(_img(tmp_path / f"lr{i}.png", hw, left_bright=True), 0, 1, scale=s)
+          for i, (hw, s) in enumerate([((32, 12), 2.0), ((16, 6), 4.0), ((21, 8), 3.0)])]
+    hr = {0: [ImageRecord(_img(tmp_path / "hr.png", (64, 24), left_bright=True), 0, 0)]}
+    ds = TripletDataset(lr, hr, lr_size=None, hr_size=(64, 24), flip=True)
+    assert ds.lr_canvas == (32, 12)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(12):
+        item = ds[1]
+        assert item["x_l"].shape == (3, 32, 12) and item["lr_hw"].tolist() == [16, 6]
+        inside = item["x_l"][:, :16, :6]
+        assert (item["x_l"][:, 16:] == 0).all() and (item["x_l"][:, :, 6:] == 0).all()  # padding only outside
+        left_l = inside[:, :, :3].mean() > inside[:, :, 3:].mean()
+        left_h = item["x_h"][:, :, :12].mean() > item["x_h"][:, :, 12:].mean()
+        assert left_l == left_h  # flipped together, and the flip happens before padding
+        seen.add(bool(left_l))
+    assert seen == {True, False}
+    batch = torch.utils.data.default_collate([ds[i] for i in range(3)])
+    assert batch["x_l"].shape == (3, 3, 32, 12) and batch["lr_hw"].tolist() == [[32, 12], [16, 6], [21, 8]]

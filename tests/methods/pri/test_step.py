@@ -139,3 +139,30 @@ def test_scale_the_sr_net_cannot_do_is_a_config_error(tiny_pri):
 
     with pytest.raises(ConfigError, match="carn_m"):
         tiny_pri(sr="carn_m", scales=(1, 2, 5))
+
+
+def test_lr_images_of_their_own_sizes_go_through_g_unpadded(tiny_pri, batch, epoch_ctx):
+    """triplets.lr_size=native: a padded batch with lr_hw gives what each image gives alone."""
+    m = tiny_pri().eval()
+    g = torch.Generator().manual_seed(0)
+    sizes = [(8, 4), (6, 3), (8, 4), (5, 2)]
+    images = [torch.rand(3, h, w, generator=g) for h, w in sizes]
+    padded = torch.zeros(4, 3, 8, 4)
+    for i, img in enumerate(images):
+        padded[i, :, :img.shape[1], :img.shape[2]] = img
+    lr_hw = torch.tensor(sizes)
+    for scale in (None, 1, 3):
+        got = m.lr_net_inputs(padded, lr_hw, scale)
+        for i, img in enumerate(images):
+            alone = m.net_input(img[None] if scale is None else m.super_resolve(img[None], scale))
+            torch.testing.assert_close(got[i:i + 1], alone, rtol=1e-5, atol=1e-5)
+    # and a joint training step with such a batch trains G, F and P
+    m = tiny_pri()
+    joint = m.phases()[1]
+    _start(m, joint, 0, epoch_ctx())
+    b = batch(batch_size=4)
+    b["x_l"], b["lr_hw"] = padded, lr_hw
+    out = m(b, joint, 0)
+    out["loss"].backward()
+    assert m.soft_labels.measured[:4].all()
+    assert _nonzero(_grads(m.sr_net)) and _nonzero(_grads(m.reid_net)) and _nonzero(_grads(m.scale_predictor))

@@ -29,11 +29,13 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
 
     m, trip = cfg.model, cfg.triplets
     res = split_by_resolution(train_records, trip.lr_cameras, trip.size_sample)
-    lr_size = tuple(trip.lr_size) if trip.lr_size else median_size(res.lr, trip.size_sample)
+    native = trip.lr_size == "native"
+    lr_size = None if native else tuple(trip.lr_size) if trip.lr_size else median_size(res.lr, trip.size_sample)
     hr_records = res.hr
     hr_size = tuple(trip.hr_size) if trip.hr_size else median_size(hr_records, trip.size_sample)
     hr_area = mean_area(hr_records, trip.size_sample)
     dataset = TripletDataset(res.lr, res.hr_by_pid, lr_size=lr_size, hr_size=hr_size, flip=trip.flip)
+    lr_shown = dataset.lr_canvas
 
     predictor_backbone = m.predictor_backbone or m.backbone
     predictor_pretrained = m.pretrained if m.predictor_pretrained == "same" else m.predictor_pretrained
@@ -53,13 +55,13 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     )
     method.training_summary = {
         "lr_images": len(res.lr), "hr_images": len(hr_records), "identities": len(res.hr_by_pid),
-        "lr_size": list(lr_size), "hr_size": list(hr_size), "lr_cameras": res.lr_cameras, "skipped": res.skipped,
+        "lr_size": "native" if native else list(lr_size), "hr_size": list(hr_size), "lr_cameras": res.lr_cameras, "skipped": res.skipped,
     }
     from lrreid.utils.logging import get_logger
 
     get_logger("methods.pri").info(
-        "PRI training triplets: %d LR images x_l (canvas %dx%d), %d HR images x_h (canvas %dx%d), %d identities%s",
-        len(res.lr), lr_size[0], lr_size[1], len(hr_records), hr_size[0], hr_size[1], len(res.hr_by_pid),
+        "PRI training triplets: %d LR images x_l (%s %dx%d), %d HR images x_h (canvas %dx%d), %d identities%s",
+        len(res.lr), "own sizes, padded into" if native else "canvas", lr_shown[0], lr_shown[1], len(hr_records), hr_size[0], hr_size[1], len(res.hr_by_pid),
         "".join(f"; skipped {c} {k}" for k, c in res.skipped.items()),
     )
     return method

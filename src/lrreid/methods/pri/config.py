@@ -101,7 +101,10 @@ class PRITripletsConfig:
     """How training triplets {x_h, x_l, x_sl} are made from the training records."""
 
     lr_cameras: list[int] | None = None  # cameras whose images are x_l; null = auto (see docs/pri.md)
-    lr_size: tuple[int, int] | None = None  # (h, w) canvas x_l is resized to for batching; null = median LR size
+    # x_l's size in training: "native" keeps every LR image at its own size (padded into a canvas for
+    # batching, cropped back before SR: what MLR data needs, whose factors 2/3/4 differ in size);
+    # null resizes all to the median LR size (one SR call per batch); or a fixed (h, w)
+    lr_size: tuple[int, int] | Literal["native"] | None = None
     hr_size: tuple[int, int] | None = None  # (h, w) canvas of x_h (the SR target); null = median HR size
     flip: bool = True  # flip x_h and x_l (and so x_sl) together with probability 0.5
     size_sample: int = 2000  # at most this many image headers are read to measure median sizes

@@ -8,7 +8,9 @@ Which training images are low-resolution (x_l) and which are high-resolution (x_
   have the smallest median area is the LR camera.
 
 One item per training LR image: ``x_l`` resized to a fixed LR canvas (default the median LR
-training size) so that images of different sizes batch together, and ``x_h`` a random HR image of
+training size) so that images of different sizes batch together -- or, with ``lr_size=None``
+("native"), kept at its own size and padded into a canvas with its true size in ``lr_hw``, so that
+an MLR image down-sampled by 4 stays 4x smaller than one down-sampled by 2 -- and ``x_h`` a random HR image of
 the same person resized to the HR canvas (default the median HR training size); both flipped
 together.  ``x_sl`` is made from ``x_h`` in the training step, because its scale is drawn per
 batch.  Identities with images from only one side (only LR or only HR) cannot form a triplet: they
@@ -140,7 +142,11 @@ def split_by_resolution(
 
 
 class TripletDataset(torch.utils.data.Dataset):
-    """One item per training LR image: ``{"x_l", "x_h", "pid", "lr_index"}``.
+    """One item per training LR image: ``{"x_l", "x_h", "pid", "lr_index", "lr_hw"}``.
+
+    ``lr_size=None`` keeps each x_l at its own size, zero-padded at the bottom and right into
+    ``lr_canvas`` (default: the largest LR size; a larger image is shrunk to fit, keeping its aspect
+    ratio); ``lr_hw`` is the (h, w) of the image inside the canvas.
 
     ``x_h`` is a random HR image of the same person (a new draw each time the item is read, from
     torch's global generator, which the engine seeds per epoch); ``lr_index`` indexes the soft-label
@@ -156,17 +162,23 @@ class TripletDataset(torch.utils.data.Dataset):
         self,
         lr_records: Sequence[Record],
         hr_by_pid: dict[int, Sequence[Record]],
-        lr_size: tuple[int, int],
+        lr_size: tuple[int, int] | None,
         hr_size: tuple[int, int],
         flip: bool = True,
         cache: bool = True,
+        lr_canvas: tuple[int, int] | None = None,
     ):
         self.lr_records = list(lr_records)
         self.hr_by_pid = {int(k): list(v) for k, v in hr_by_pid.items()}
         missing = {r.pid for r in self.lr_records} - set(self.hr_by_pid)
         if missing:
             raise ProtocolError(f"PRI: identities {sorted(missing)[:5]} have LR images but no HR image")
-        self.lr_size, self.hr_size = tuple(lr_size), tuple(hr_size)
+        self.lr_size = None if lr_size is None else tuple(lr_size)
+        self.hr_size = tuple(hr_size)
+        self.lr_canvas = self.lr_size
+        if self.lr_size is None:
+            sizes = [record_hw(r) for r in self.lr_records]
+            self.lr_canvas = tuple(lr_canvas) if lr_canvas else (max(h for h, _ in sizes), max(w for _, w in sizes))
         self.flip = flip
         self.pids = [int(r.pid) for r in self.lr_records]  # read by the engine's identity sampler
         self._cache: dict[tuple[str, tuple[int, int]], torch.Tensor] | None = {} if cache else None
@@ -174,13 +186,24 @@ class TripletDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.lr_records)
 
-    def _image(self, path: str, size: tuple[int, int]) -> torch.Tensor:
+    def _image(self, path: str, size: tuple[int, int] | None) -> torch.Tensor:
         if self._cache is None:
-            return load_image(path, size)
+            return self._load(path, size)
         key = (path, size)
         if key not in self._cache:
-            self._cache[key] = (load_image(path, size) * 255.0).round_().to(torch.uint8)
+            self._cache[key] = (self._load(path, size) * 255.0).round_().to(torch.uint8)
         return self._cache[key].float().div_(255.0)
+
+    def _load(self, path: str, size: tuple[int, int] | None) -> torch.Tensor:
+        if size is not None:
+            return load_image(path, size)
+        img = load_image(path)
+        h, w = img.shape[-2:]
+        ch, cw = self.lr_canvas
+        if h > ch or w > cw:  # only with a user-given canvas smaller than the image
+            f = min(ch / h, cw / w)
+            img = load_image(path, (max(1, int(h * f)), max(1, int(w * f))))
+        return img
 
     def __getitem__(self, index: int) -> dict:
         record = self.lr_records[index]
@@ -190,4 +213,9 @@ class TripletDataset(torch.utils.data.Dataset):
         x_h = self._image(hr_record.path, self.hr_size)
         if self.flip and bool(torch.rand(()) < 0.5):
             x_l, x_h = x_l.flip(-1), x_h.flip(-1)
-        return {"x_l": x_l, "x_h": x_h, "pid": int(record.pid), "lr_index": index}
+        lr_hw = torch.tensor(x_l.shape[-2:])
+        if self.lr_size is None:  # pad after the flip, so the image stays at the canvas's top left
+            canvas = x_l.new_zeros(3, *self.lr_canvas)
+            canvas[:, :x_l.shape[-2], :x_l.shape[-1]] = x_l
+            x_l = canvas
+        return {"x_l": x_l, "x_h": x_h, "pid": int(record.pid), "lr_index": index, "lr_hw": lr_hw}

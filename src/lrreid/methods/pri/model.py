@@ -227,6 +227,7 @@ class PRIMethod(Method):
     def training_step(self, batch: dict, phase: Phase, epoch: int) -> dict[str, torch.Tensor]:
         cfg = self.loss_cfg
         x_l, x_h, pids = batch["x_l"], batch["x_h"], batch["pid"].long()
+        lr_hw = batch.get("lr_hw")
         out: dict[str, torch.Tensor] = {}
         zero = x_h.new_zeros(())
 
@@ -242,12 +243,12 @@ class PRIMethod(Method):
 
         loss_p = zero
         if phase.name == JOINT:
-            x_rp_net, loss_p, pred_idx = self._joint_lr_branch(x_l, x_h, batch["lr_index"])
+            x_rp_net, loss_p, pred_idx = self._joint_lr_branch(x_l, x_h, batch["lr_index"], lr_hw)
             scale_values = torch.tensor(self.scales, dtype=torch.float32, device=pred_idx.device)
             out["pred_scale"] = scale_values[pred_idx].mean()  # mean predicted scale, for the log
         else:
             r = self.scales[int(torch.randint(len(self.scales), ()))]
-            x_rp_net = self.net_input(self.super_resolve(x_l, r))
+            x_rp_net = self.lr_net_inputs(x_l, lr_hw, r)
 
         # L_id and L_tri on F(x_rp), F(G(x_sl)), F(x_h).
         loss_id = loss_tri = zero
@@ -272,11 +273,33 @@ class PRIMethod(Method):
                 out["p_kl"] = self._last_kl
         return out
 
-    def _joint_lr_branch(self, x_l: torch.Tensor, x_h: torch.Tensor, lr_index: torch.Tensor):
+    def lr_net_inputs(self, x_l: torch.Tensor, lr_hw: torch.Tensor | None, scale: int | None = None) -> torch.Tensor:
+        """F/P's input ``[B, 3, *input_size]`` of each LR image, super-resolved by ``scale`` first (None: not).
+
+        ``lr_hw`` ``[B, 2]`` gives each image's own size inside the padded batch ``x_l`` (None: all
+        fill it); images of one size go through G together, so G never sees the padding.
+        """
+        h, w = x_l.shape[-2:]
+        if lr_hw is None or bool(((lr_hw[:, 0] == h) & (lr_hw[:, 1] == w)).all()):
+            return self.net_input(x_l if scale is None else self.super_resolve(x_l, scale))
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (gh, gw) in enumerate(lr_hw.tolist()):
+            groups.setdefault((int(gh), int(gw)), []).append(i)
+        parts, order = [], []
+        for (gh, gw), rows in groups.items():
+            x = x_l[rows, :, :gh, :gw]
+            parts.append(self.net_input(x if scale is None else self.super_resolve(x, scale)))
+            order.extend(rows)
+        # concatenate (differentiable) and put the rows back in batch order
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat([p.to(parts[0].dtype) for p in parts])[inverse.to(x_l.device)]
+
+    def _joint_lr_branch(self, x_l: torch.Tensor, x_h: torch.Tensor, lr_index: torch.Tensor, lr_hw: torch.Tensor | None = None):
         """F's input of x_rp = G_{r_p}(x_l) with r_p from P; the soft labels (measured if due); L_p."""
         cfg = self.loss_cfg
         # P's input is the data x_l itself: L_p's graph holds no part of G or F.
-        logits = self.scale_predictor(self.net_input(x_l.detach()))
+        logits = self.scale_predictor(self.lr_net_inputs(x_l.detach(), lr_hw))
         pred_idx = logits.detach().argmax(dim=1)
         use_labels = cfg.lambda_p > 0
         measured = self.soft_labels.lookup(lr_index)[1] if use_labels else None
@@ -284,16 +307,17 @@ class PRIMethod(Method):
 
         if measure:
             # Every scale is needed for the metric; x_rp is picked from the same outputs.
-            outputs = [self.super_resolve(x_l, s) for s in self.scales]
-            labels = self.measure_soft_labels([o.detach() for o in outputs], x_h)
+            outputs = [self.lr_net_inputs(x_l, lr_hw, s) for s in self.scales]
+            labels = self._soft_labels_of_net_inputs([o.detach() for o in outputs], x_h)
             update = torch.ones_like(measured) if self._refresh_epoch else ~measured
             self.soft_labels.update(lr_index.cpu()[update], labels.cpu()[update])
-            x_rp_net = torch.cat([self.net_input(outputs[int(k)][i:i + 1]) for i, k in enumerate(pred_idx)])
+            x_rp_net = torch.cat([outputs[int(k)][i:i + 1] for i, k in enumerate(pred_idx)])
         else:
             x_rp_net = torch.empty(len(x_l), 3, *self.input_size, device=x_l.device, dtype=x_l.dtype)
             for k in pred_idx.unique().tolist():
                 rows = (pred_idx == k).nonzero().flatten()
-                x_rp_net[rows] = self.net_input(self.super_resolve(x_l[rows], self.scales[k])).to(x_rp_net.dtype)
+                hw = None if lr_hw is None else lr_hw[rows.cpu()]
+                x_rp_net[rows] = self.lr_net_inputs(x_l[rows], hw, self.scales[k]).to(x_rp_net.dtype)
 
         loss_p = x_l.new_zeros(())
         if use_labels:
@@ -309,11 +333,13 @@ class PRIMethod(Method):
     @torch.no_grad()
     def measure_soft_labels(self, sr_outputs: Sequence[torch.Tensor], x_h: torch.Tensor) -> torch.Tensor:
         """Eq. 3 for a batch: distances of F(G_ri(x_l)) to F(x_h) in F's retrieval space (eval mode)."""
+        return self._soft_labels_of_net_inputs([self.net_input(o) for o in sr_outputs], x_h)
+
+    @torch.no_grad()
+    def _soft_labels_of_net_inputs(self, net_inputs: Sequence[torch.Tensor], x_h: torch.Tensor) -> torch.Tensor:
         with eval_mode(self.reid_net):
             anchor = self.reid_net(self.net_input(x_h)).float()
-            dists = torch.stack(
-                [(self.reid_net(self.net_input(o)).float() - anchor).norm(dim=1) for o in sr_outputs], dim=1
-            )
+            dists = torch.stack([(self.reid_net(x).float() - anchor).norm(dim=1) for x in net_inputs], dim=1)
         return scale_factor_metric(dists, self.loss_cfg.gamma)
 
     # ------------------------------------------------------------------------------------------ state

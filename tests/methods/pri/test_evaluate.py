@@ -157,3 +157,16 @@ def test_ideal_breaks_remaining_ties_by_margin():
     ranks, aps, margins = (np.stack([s[j] for s in per_scale]) for j in range(3))
     assert margins[:, 0].tolist() == pytest.approx([0.1, 0.7])
     assert ideal_choice(ranks, aps, margins).tolist() == [1]
+
+
+def test_ideal_agreement_counts_ties_and_ignores_probes_without_a_match():
+    from lrreid.methods.pri.evaluate import PRIEvaluation, SplitDetail
+
+    ranks = np.array([[1.0, 3.0, 2.0, np.inf],
+                      [1.0, 1.0, 5.0, np.inf]])  # [scales, probes]
+    choices = {"fixed x1": np.array([0, 0, 0, 0]), "fixed x2": np.array([1, 1, 1, 1]),
+               "ideal": np.array([0, 1, 0, 0]), "adaptive (P)": np.array([1, 0, 1, 1])}
+    detail = SplitDetail("s", [], [], np.zeros((4, 2)), choices, np.zeros((2, 4, 1), dtype=int), ranks)
+    ev = PRIEvaluation([1, 2], details=[detail])
+    got = ev.ideal_agreement()
+    assert got == {"fixed x1": 2 / 3, "fixed x2": 2 / 3, "ideal": 1.0, "adaptive (P)": 1 / 3}

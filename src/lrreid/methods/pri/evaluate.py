@@ -145,8 +145,33 @@ class PRIEvaluation:
         hist = self.predicted_scale_histogram()
         if hist:
             report.notes.append("adaptive (P) picked " + ", ".join(f"x{s}: {c}" for s, c in hist.items()) + " probes")
+        agreement = self.ideal_agreement()
+        if "adaptive (P)" in agreement:
+            fixed = {k: v for k, v in agreement.items() if k.startswith("fixed")}
+            best = max(fixed, key=fixed.get) if fixed else None
+            report.notes.append(
+                f"adaptive (P)'s scale ranks the true match as well as the ideal scale for {100 * agreement['adaptive (P)']:.1f}% "
+                f"of probes" + (f" ({best}: {100 * fixed[best]:.1f}%)" if best else ""))
         report.notes.extend(self.notes)
         return report
+
+    def ideal_agreement(self) -> dict[str, float]:
+        """predictor -> share of probes (with a true match) whose chosen scale ranks the first true
+        match as high as the best scale does: how often a predictor is as good as the ideal one.
+
+        Ties count as agreement, so several scales can be ideal for one probe (often all four, for a
+        probe whose true match is first at every scale).
+        """
+        hits: dict[str, int] = defaultdict(int)
+        total = 0
+        for d in self.details:
+            best = d.ranks.min(axis=0)
+            valid = np.isfinite(best)
+            total += int(valid.sum())
+            rows = np.arange(d.ranks.shape[1])
+            for name, choice in d.choices.items():
+                hits[name] += int((d.ranks[choice, rows] == best)[valid].sum())
+        return {name: count / total for name, count in hits.items()} if total else {}
 
     def scale_counts(self) -> dict[str, dict[int, int]]:
         """predictor -> scale -> number of probes, for the predictors that choose per probe."""

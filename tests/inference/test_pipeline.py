@@ -124,3 +124,74 @@ def test_bad_inputs_raise_one_line_errors(nets, tmp_path):
         LRReIDPipeline(reid, sr, None, precision=FP32)
     with pytest.raises(ConfigError, match="predictor"):
         LRReIDPipeline(reid, sr, None, fixed_scale=2, precision=FP32).embed_probes(probes(1), scale="auto")
+
+
+# ---- SR canvases: probes of different sizes in one SR call, same output as SR at their own size ----
+def metasr_nets(seed=0):
+    reid, sr, _ = tiny_networks(seed=seed, backbone="resnet18", sr="metasr_rdn",
+                                sr_kwargs={"G0": 8, "D": 2, "C": 2, "G": 8})
+    return reid, sr, BrightnessPredictor()
+
+
+def mixed_size_probes(n=10, seed=3):
+    """Probes of many sizes (no two neighbours alike), so canvases mix sizes and pad."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(int(rng.integers(9, 24)), int(rng.integers(5, 13)), 3), dtype=np.uint8)
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("precision", [FP32, BF16], ids=["fp32", "bf16"])
+def test_sr_canvas_gives_the_outputs_of_sr_at_each_probes_own_size(precision):
+    nets = metasr_nets()
+    images = mixed_size_probes()
+    canvas = pipe(nets, precision, batch_size=4, sr_size_multiple=8)
+    exact = pipe(nets, precision, batch_size=4, sr_size_multiple=1)
+    assert canvas.sr_size_multiple == 8  # the masked canvas passed its check for Meta-SR
+    for scale in (2, 3, "auto"):
+        a = canvas.embed_probes(images, scale=scale, return_sr=True)
+        b = exact.embed_probes(images, scale=scale, return_sr=True)
+        assert a.scales == b.scales
+        for im, s, sa, sb in zip(images, a.scales, a.sr_images, b.sr_images):
+            assert tuple(sa.shape) == tuple(sb.shape) == (3, s * im.shape[0], s * im.shape[1])
+            # the same canvas without the mask moves border pixels by up to 0.6 here
+            assert float((sa - sb).abs().max()) < (1e-5 if precision is FP32 else 1e-2)
+        assert float(F.cosine_similarity(a.features, b.features).min()) > 0.9999
+
+
+def test_sr_canvas_keeps_rank1_and_map_on_the_synthetic_dataset(tmp_path):
+    from lrreid.data.datasets import build_dataset
+    from lrreid.evaluation.metrics import evaluate_features
+
+    ds = build_dataset("synthetic", num_ids=12, images_per_camera=2, cache_dir=tmp_path)
+    gallery = [r for r in ds.records if r.camid == 0]
+    probes_ = [r for r in ds.records if r.camid == 1]
+    nets = metasr_nets(seed=1)
+    results = {}
+    for m in (1, 8):
+        p = pipe(nets, FP32, sr_size_multiple=m)
+        q = p.embed_probes([r.path for r in probes_]).features
+        g = p.embed_gallery([r.path for r in gallery])
+        res = evaluate_features(q, g, [r.pid for r in probes_], [r.pid for r in gallery],
+                                [r.camid for r in probes_], [r.camid for r in gallery], max_rank=5)
+        results[m] = (q, 100 * res.rank(1), 100 * res.mAP)
+    (q1, r1_exact, map_exact), (q8, r1_canvas, map_canvas) = results[1], results[8]
+    assert float((q1 - q8).abs().max()) < 1e-4 * float(q1.abs().max())
+    assert abs(r1_canvas - r1_exact) == 0.0 and abs(map_canvas - map_exact) < 1e-3
+
+
+def test_sr_networks_the_canvas_cannot_reproduce_fall_back_to_exact_sizes():
+    # Bicubic (antialiased: renormalised at the border) has no convolution to mask.
+    reid, sr, pred = tiny_networks(seed=0, backbone="resnet18", sr="bicubic")
+    p = pipe((reid, sr, pred), BF16, sr_size_multiple=8)
+    assert p.sr_size_multiple == 1
+    images = mixed_size_probes(6)
+    ref = pipe((reid, sr, pred), FP32).embed_probes(images, scale=2)
+    assert F.cosine_similarity(p.embed_probes(images, scale=2).features, ref.features).min() > 0.99
+    with pytest.raises(ConfigError, match="sr_size_multiple"):
+        pipe((reid, sr, pred), FP32, sr_size_multiple=0)
+
+
+def test_canvas_hooks_stay_off_the_given_sr_network():
+    reid, sr, pred = metasr_nets()
+    pipe((reid, sr, pred), BF16, sr_size_multiple=8)
+    assert not any(m._forward_hooks for m in sr.modules())  # export and identity read this module

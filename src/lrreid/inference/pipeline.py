@@ -8,7 +8,18 @@ scale, and the re-ID network embeds the result resized to the input size.
 
 What makes it fast (measured in ``benchmarks/inference.py``):
 
-- probes are grouped by (chosen scale, LR size), so every SR call is one batched call at one scale;
+- probes are grouped by chosen scale, so every SR call is one batched call at one scale; on the
+  fast path probes of one scale whose sizes round up to the same multiple of ``sr_size_multiple``
+  (8 px) share one SR call on a zero-padded canvas, run by a copy of the SR network whose every
+  convolution output is zeroed outside each probe's own region (:class:`CanvasMask`): each later
+  convolution then sees exactly the zero padding it sees at the probe's own size, so the cropped
+  ``scale*h x scale*w`` output equals SR at that size (checked once per pipeline on a small
+  image; SR networks for which it does not hold, such as window attention, fall back to batches
+  of one exact size).  On the benchmark's 200 probes of 47 sizes that is 17 SR calls instead of
+  68, and (b) about 5% faster in CPU time (the zeroing costs about 13% of an SR call, the padding
+  25% more pixels);
+- the predictor and the re-ID network see full batches of ``batch_size`` images, each resize
+  done once per group of same-sized images;
 - ``torch.inference_mode`` everywhere, channels_last weights and inputs;
 - bf16 autocast on CPUs with AVX512-BF16/AMX and fp16 autocast on CUDA, as decided by
   :class:`lrreid.utils.device.Precision`; the SR network may get its own precision
@@ -149,6 +160,121 @@ class ProbeFeatures(NamedTuple):
     sr_images: list[torch.Tensor] | None  # [3, s*h, s*w] in [0, 1], when asked for
 
 
+def _pad_to(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``[3, h0, w0]`` -> ``[3, h, w]``, zeros on the right and bottom (nothing to do if equal)."""
+    if t.shape[1] == h and t.shape[2] == w:
+        return t
+    return F.pad(t, (0, w - t.shape[2], 0, h - t.shape[1]))
+
+
+class CanvasMask:
+    """Run an SR network on images of different sizes, zero-padded to one canvas, exactly.
+
+    A copy of the network gets a forward hook on every ``Conv2d`` that zeroes its output outside
+    each image's own region (scaled to the output's resolution).  In a network whose other layers
+    are pointwise with f(0) = 0 (ReLU, sums, concatenation) every convolution then reads zeros
+    beyond an image's border, exactly the zero padding it reads when the image is run at its own
+    size, so each image's part of the canvas output equals its own SR output.
+    :meth:`for_network` checks that on a small image and returns ``None`` where it does not hold.
+
+    Example::
+
+        canvas = CanvasMask.for_network(sr_net, scales=[2, 3, 4])
+        with torch.inference_mode(), canvas.regions((48, 24), [(41, 20), (48, 24)]):
+            out = canvas.net(padded_batch, 2)      # out[0, :, :82, :40] == sr_net(image_0, 2)
+    """
+
+    def __init__(self, net: torch.nn.Module):
+        import copy
+
+        self.net = copy.deepcopy(net)
+        self._canvas_hw: tuple[int, int] | None = None
+        self._sizes: list[tuple[int, int]] = []
+        self._masks: dict[tuple, tuple] = {}  # per output resolution: indices of padded pixels
+        self.num_convs = 0
+        for module in self.net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.register_forward_hook(self._mask_output)
+                self.num_convs += 1
+
+    @classmethod
+    def for_network(cls, net: torch.nn.Module, scales: Sequence[int]) -> "CanvasMask | None":
+        """A mask for ``net`` if canvas outputs equal own-size outputs at every scale, else None."""
+        canvas = cls(net)
+        if canvas.num_convs == 0:
+            return None
+        gen = torch.Generator().manual_seed(0)
+        images = [torch.rand(3, 13, 7, generator=gen), torch.rand(3, 9, 11, generator=gen)]
+        try:
+            device = next(net.parameters()).device
+            lr = torch.stack([_pad_to(t, 16, 16) for t in images]).to(device)
+            with torch.inference_mode():
+                for s in scales:
+                    with canvas.regions((16, 16), [tuple(t.shape[1:]) for t in images]):
+                        out = canvas.net(lr, s).float().cpu()
+                    for j, t in enumerate(images):
+                        own = net(t[None].to(device), s).float().cpu()[0]
+                        crop = out[j, :, : own.shape[1], : own.shape[2]]
+                        if crop.shape != own.shape or not torch.allclose(crop, own, atol=1e-4, rtol=1e-4):
+                            return None
+        except Exception as exc:  # noqa: BLE001 - any network the check cannot run: exact sizes
+            from lrreid.utils.logging import get_logger
+
+            get_logger("inference").debug("no canvas SR for %s: %s", type(net).__name__, exc)
+            return None
+        return canvas
+
+    def regions(self, canvas_hw: Sequence[int], sizes: Sequence[tuple[int, int]]):
+        """Context: the next forward passes of :attr:`net` mask to these (h, w) on this canvas."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def active():
+            self._canvas_hw, self._sizes, self._masks = tuple(canvas_hw), list(sizes), {}
+            try:
+                yield self
+            finally:
+                self._canvas_hw, self._sizes, self._masks = None, [], {}
+
+        return active()
+
+    def _mask_output(self, module, inputs, out):
+        if self._canvas_hw is None:
+            return None
+        B, C, H, W = out.shape
+        key = (H, W, out.device)
+        if key not in self._masks:
+            Hc, Wc = self._canvas_hw
+            outside = torch.ones(B, H, W, dtype=torch.bool)
+            for j, (h, w) in enumerate(self._sizes):
+                outside[j, : -(-h * H // Hc), : -(-w * W // Wc)] = False
+            self._masks[key] = (outside.flatten().nonzero().squeeze(1).to(out.device),
+                                tuple(t.to(out.device) for t in outside.nonzero(as_tuple=True)))
+        flat, (b, y, x) = self._masks[key]
+        # Zero only the padded pixels, in place (a multiply by a 0/1 mask costs as much as the
+        # small SR convolutions themselves); channels_last: one row of C values per pixel.
+        if out.is_contiguous(memory_format=torch.channels_last):
+            out.permute(0, 2, 3, 1).view(B * H * W, C).index_fill_(0, flat, 0)
+        else:
+            out[b, :, y, x] = 0
+        return None
+
+
+def _resize_each(images: Sequence[torch.Tensor], idxs: Iterable[int], size: tuple[int, int]) -> torch.Tensor:
+    """``images[i]`` ``[3, h_i, w_i]`` for i in ``idxs``, resized to ``size`` and stacked:
+    one :func:`resize_batch` call per run of same-sized images (sort them by size first)."""
+    idxs = list(idxs)
+    out, run = [], []
+    for i in idxs:
+        if run and images[i].shape != images[run[0]].shape:
+            out.append(resize_batch(torch.stack([images[k] for k in run]), size))
+            run = []
+        run.append(i)
+    if run:
+        out.append(resize_batch(torch.stack([images[k] for k in run]), size))
+    return torch.cat(out) if len(out) > 1 else out[0]
+
+
 def _chunks(seq: Sequence, n: int):
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -194,6 +320,11 @@ class LRReIDPipeline:
         batch_size: images per network call.
         fold_batchnorm: run copies of the re-ID network and predictor with each BatchNorm folded
             into the convolution before it (default: on the fast path, off in plain fp32).
+        sr_size_multiple: probes of one scale whose height and width round up to the same
+            multiple of this share one masked SR call on a canvas (outputs cropped back; the same
+            output as SR at each probe's own size); 1 batches by exact size only (default: 8 on
+            the fast path, 1 in plain fp32, and 1 whenever the masked canvas is not exact for
+            this SR network).
 
     Example:
         >>> pipe = LRReIDPipeline(reid_net, sr_net, predictor, scales=(1, 2, 3, 4))
@@ -219,6 +350,7 @@ class LRReIDPipeline:
         normalize_features: bool = False,
         batch_size: int = 32,
         fold_batchnorm: bool | None = None,
+        sr_size_multiple: int | None = None,
     ):
         scales = tuple(int(s) for s in scales)
         if fixed_scale is not None and int(fixed_scale) != fixed_scale:
@@ -241,6 +373,10 @@ class LRReIDPipeline:
             normalize_features=bool(normalize_features),
         )
         self.batch_size = max(1, int(batch_size))
+        if sr_size_multiple is not None and int(sr_size_multiple) < 1:
+            raise ConfigError(f"sr_size_multiple={sr_size_multiple!r}: expected an integer >= 1 (1: exact sizes)")
+        self.sr_size_multiple = (int(sr_size_multiple) if sr_size_multiple is not None
+                                 else (8 if self.precision.mode != "fp32" else 1))
         self.reid_net = self.precision.prepare_model(reid_net.eval())
         self.predictor = None if predictor is None else self.precision.prepare_model(predictor.eval())
         # What runs: on the fast path, copies with BatchNorm folded into the convolutions before it.
@@ -250,6 +386,12 @@ class LRReIDPipeline:
         self._predictor_run = (fold_conv_batchnorm(self.predictor, self.precision)
                                if fold and self.predictor is not None else self.predictor)
         self.sr_net = None if sr_net is None else self.sr_precision.prepare_model(sr_net.eval())
+        # Canvas SR runs a hooked copy (the given module stays hook-free for export and identity).
+        self._canvas: CanvasMask | None = None
+        if self.sr_net is not None and self.sr_size_multiple > 1:
+            self._canvas = CanvasMask.for_network(self.sr_net, [s for s in scales if self._sr_supports(self.sr_net, s)])
+            if self._canvas is None:
+                self.sr_size_multiple = 1
         self._mean = torch.tensor(self.settings.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(self.settings.std).view(1, 3, 1, 1)
         self.source: dict = {}  # where the weights came from (a run folder), set by load_pipeline
@@ -330,12 +472,13 @@ class LRReIDPipeline:
         return scales, probs.clone()
 
     def _predict_scales(self, tensors: list[torch.Tensor]) -> tuple[list[int], torch.Tensor]:
-        probs = []
-        for chunk in _chunks(tensors, self.batch_size):
-            x = torch.stack([resize_batch(t[None], self.settings.predictor_input_size)[0] for t in chunk])
+        # Probes in order of size, so that each batch resizes its same-sized images in one call.
+        order = sorted(range(len(tensors)), key=lambda i: tuple(tensors[i].shape[1:]))
+        probs = torch.empty(len(tensors), len(self.scales))
+        for chunk in _chunks(order, self.batch_size):
+            x = _resize_each(tensors, chunk, self.settings.predictor_input_size)
             logits = self._run(self._predictor_run, self.precision, self.normalize(x))
-            probs.append(logits.softmax(dim=1).cpu())
-        probs = torch.cat(probs) if probs else torch.empty(0, len(self.scales))
+            probs[chunk] = logits.softmax(dim=1).cpu()
         return [self.scales[i] for i in probs.argmax(dim=1).tolist()], probs
 
     def super_resolve(self, images: torch.Tensor, scale: int) -> torch.Tensor:
@@ -344,10 +487,15 @@ class LRReIDPipeline:
             out = self._super_resolve(images, scale)
         return out.clone()
 
-    def _super_resolve(self, images: torch.Tensor, scale: int) -> torch.Tensor:
+    def _super_resolve(self, images: torch.Tensor, scale: int,
+                       sizes: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
+        """SR of a batch; ``sizes``: each image's own (h, w) on a zero-padded canvas (masked SR)."""
         if self.sr_net is None or (int(scale) == 1 and not self._sr_supports(self.sr_net, 1)):
             return images
-        return self._run(self.sr_net, self.sr_precision, images, int(scale)).clamp_(0, 1).cpu()
+        if sizes is None or all(tuple(hw) == tuple(images.shape[-2:]) for hw in sizes):
+            return self._run(self.sr_net, self.sr_precision, images, int(scale)).clamp_(0, 1).cpu()
+        with self._canvas.regions(images.shape[-2:], sizes):
+            return self._run(self._canvas.net, self.sr_precision, images, int(scale)).clamp_(0, 1).cpu()
 
     def embed_probes(
         self,
@@ -373,36 +521,48 @@ class LRReIDPipeline:
             tensors = [resize_batch(t[None], self.settings.lr_size)[0] for t in tensors]
         chosen = self._choose_scales(tensors, scale)
 
+        # One SR canvas per (scale, size rounded up to sr_size_multiple); multiple 1: exact sizes.
+        m = self.sr_size_multiple
         groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
         for i, (t, s) in enumerate(zip(tensors, chosen)):
-            groups[(s, t.shape[1], t.shape[2])].append(i)
+            groups[(s, -(-t.shape[1] // m) * m, -(-t.shape[2] // m) * m)].append(i)
 
-        feats: list[torch.Tensor | None] = [None] * len(tensors)
+        feats: torch.Tensor | None = None  # [N, D], allocated when D is known
         sr_out: list[torch.Tensor | None] = [None] * len(tensors) if return_sr else None
-        pending_idx: list[int] = []  # SR outputs waiting to fill an embedding batch
+        pending_idx: list[int] = []  # SR outputs, resized to input_size, waiting for a full batch
         pending: list[torch.Tensor] = []
 
-        def flush():
-            if pending:
-                f = self._embed_batch(torch.cat(pending))
-                for j, i in enumerate(pending_idx):
-                    feats[i] = f[j]
-                pending.clear()
-                pending_idx.clear()
+        def embed_pending(final: bool) -> None:
+            nonlocal feats
+            while pending_idx and (final or len(pending_idx) >= self.batch_size):
+                x = torch.cat(pending) if len(pending) > 1 else pending[0]
+                n = min(self.batch_size, len(pending_idx))
+                f = self._embed_batch(x[:n])
+                if feats is None:
+                    feats = torch.empty(len(tensors), f.shape[1])
+                feats[pending_idx[:n]] = f
+                del pending_idx[:n]
+                pending[:] = [x[n:]] if pending_idx else []
 
-        for (s, _, _), idxs in groups.items():
+        for (s, canvas_h, canvas_w), idxs in groups.items():
+            idxs.sort(key=lambda i: tuple(tensors[i].shape[1:]))  # same-sized crops resize together
             for chunk in _chunks(idxs, self.batch_size):
-                sr = self._super_resolve(torch.stack([tensors[i] for i in chunk]), s)
+                sizes = [tuple(tensors[i].shape[1:]) for i in chunk]
+                lr = torch.stack([_pad_to(tensors[i], canvas_h, canvas_w) for i in chunk])
+                sr = self._super_resolve(lr, s, sizes if m > 1 else None)
+                # each probe's own part of the output: scale * its size (Meta-SR, CARN, SwinIR and
+                # bicubic all map LR pixel (y, x) to the output block starting at (s*y, s*x))
+                crops = [sr[j, :, : s * tensors[i].shape[1], : s * tensors[i].shape[2]] for j, i in enumerate(chunk)]
                 if return_sr:
-                    for j, i in enumerate(chunk):
-                        sr_out[i] = sr[j].clone()
-                pending.append(resize_batch(sr, self.input_size))
+                    for crop, i in zip(crops, chunk):
+                        sr_out[i] = crop.clone()
+                pending.append(_resize_each(crops, range(len(crops)), self.input_size))
                 pending_idx.extend(chunk)
-                if len(pending_idx) >= self.batch_size:
-                    flush()
-        flush()
-        features = torch.stack(feats) if feats else torch.empty(0, self.feature_dim())
-        return features, chosen, sr_out
+                embed_pending(final=False)
+        embed_pending(final=True)
+        if feats is None:
+            feats = torch.empty(0, self.feature_dim())
+        return feats, chosen, sr_out
 
     def _choose_scales(self, tensors: list[torch.Tensor], scale: int | str | None) -> list[int]:
         if scale is None:

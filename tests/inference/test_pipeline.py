@@ -200,3 +200,19 @@ def test_canvas_hooks_stay_off_the_given_sr_network():
     reid, sr, pred = metasr_nets()
     pipe((reid, sr, pred), BF16, sr_size_multiple=8)
     assert not any(m._forward_hooks for m in sr.modules())  # export and identity read this module
+
+
+def test_canvases_by_default_only_on_the_fast_path_and_for_small_sr_networks():
+    reid, sr, pred = metasr_nets()
+    assert pipe((reid, sr, pred), BF16).sr_size_multiple == 8
+    assert pipe((reid, sr, pred), FP32).sr_size_multiple == 1  # the plain reference path
+
+    class BigSR(torch.nn.Module):  # conv-heavy: padded pixels would cost more than saved calls
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Conv2d(384, 384, 3, padding=1)  # 1.3M multiply-adds per pixel
+
+        def forward(self, x, scale):
+            return F.interpolate(x, scale_factor=scale)
+
+    assert pipe((reid, BigSR(), pred), BF16).sr_size_multiple == 1

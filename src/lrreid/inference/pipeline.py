@@ -17,7 +17,8 @@ What makes it fast (measured in ``benchmarks/inference.py``):
   image; SR networks for which it does not hold, such as window attention, fall back to batches
   of one exact size).  On the benchmark's 200 probes of 47 sizes that is 17 SR calls instead of
   68, and (b) about 5% faster in CPU time (the zeroing costs about 13% of an SR call, the padding
-  25% more pixels);
+  25% more pixels); for a large SR network (the paper's Meta-RDN) the padded pixels cost more than
+  the saved calls, so by default only small SR networks get canvases (``SMALL_SR_CONV_WEIGHTS``);
 - the predictor and the re-ID network see full batches of ``batch_size`` images, each resize
   done once per group of same-sized images;
 - ``torch.inference_mode`` everywhere, channels_last weights and inputs;
@@ -158,6 +159,18 @@ class ProbeFeatures(NamedTuple):
     features: torch.Tensor  # [N, D] float32
     scales: list[int]  # the scale each probe was super-resolved at
     sr_images: list[torch.Tensor] | None  # [3, s*h, s*w] in [0, 1], when asked for
+
+
+# Canvas SR pads about 25% more pixels and saves SR calls.  Measured (benchmarks/inference.py, 1
+# thread): lrreid demo's Meta-RDN (20k conv weights) 3-6% faster (b) with canvases; the paper's
+# Meta-RDN (22M) 15% slower (compute-bound, per-call costs negligible).  Sizes in between are not
+# measured; 1M sits between the two.
+SMALL_SR_CONV_WEIGHTS = 1_000_000
+
+
+def conv_weights(module: torch.nn.Module) -> int:
+    """Weights of all ``Conv2d`` layers of ``module``: its multiply-adds per input-resolution pixel."""
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 def _pad_to(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -323,8 +336,9 @@ class LRReIDPipeline:
         sr_size_multiple: probes of one scale whose height and width round up to the same
             multiple of this share one masked SR call on a canvas (outputs cropped back; the same
             output as SR at each probe's own size); 1 batches by exact size only (default: 8 on
-            the fast path, 1 in plain fp32, and 1 whenever the masked canvas is not exact for
-            this SR network).
+            the fast path for small SR networks (at most ``SMALL_SR_CONV_WEIGHTS`` convolution
+            weights, i.e. multiply-adds per LR pixel), else 1; always 1 where the masked canvas
+            is not exact for the SR network).
 
     Example:
         >>> pipe = LRReIDPipeline(reid_net, sr_net, predictor, scales=(1, 2, 3, 4))
@@ -375,8 +389,10 @@ class LRReIDPipeline:
         self.batch_size = max(1, int(batch_size))
         if sr_size_multiple is not None and int(sr_size_multiple) < 1:
             raise ConfigError(f"sr_size_multiple={sr_size_multiple!r}: expected an integer >= 1 (1: exact sizes)")
-        self.sr_size_multiple = (int(sr_size_multiple) if sr_size_multiple is not None
-                                 else (8 if self.precision.mode != "fp32" else 1))
+        if sr_size_multiple is None:  # canvases pay off where per-call costs outweigh padded pixels
+            small_sr = sr_net is not None and conv_weights(sr_net) <= SMALL_SR_CONV_WEIGHTS
+            sr_size_multiple = 8 if self.precision.mode != "fp32" and small_sr else 1
+        self.sr_size_multiple = int(sr_size_multiple)
         self.reid_net = self.precision.prepare_model(reid_net.eval())
         self.predictor = None if predictor is None else self.precision.prepare_model(predictor.eval())
         # What runs: on the fast path, copies with BatchNorm folded into the convolutions before it.

@@ -21,3 +21,12 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared():
     return shared_path
+
+
+def pytest_configure(config):
+    # The project's one thread policy, as every lrreid command applies it: on a machine whose load
+    # already fills the cores, one thread per process instead of OpenMP threads spinning against
+    # each other (tests ran ~4x slower that way here).
+    from lrreid.utils.device import configure_threads
+
+    configure_threads(0)

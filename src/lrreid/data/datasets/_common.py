@@ -202,3 +202,25 @@ def one_of(value, allowed: Iterable, option: str, dataset: str):
     if value not in allowed:
         raise ConfigError(f"{dataset}: option {option}={value!r} is not one of {', '.join(map(repr, allowed))}")
     return value
+
+
+def read_mat(path: Path, required: Sequence[str] = (), expected: str = "") -> dict:
+    """A MATLAB file's variables; a one-line DatasetLayoutError if it cannot be read or lacks one of ``required``.
+
+    Example::
+
+        mat = read_mat(root / "info" / "tracks_test_info.mat", ["track_test_info"], "MARS's test tracks")
+    """
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path)
+    except Exception as exc:  # scipy raises several types for a damaged file
+        raise DatasetLayoutError(f"{path}: cannot read MATLAB file ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in required if k not in mat]
+    if missing:
+        found = ", ".join(k for k in mat if not k.startswith("__")) or "none"
+        what = f"expected {expected}; " if expected else ""
+        raise DatasetLayoutError(f"{path}: no variable {', '.join(repr(k) for k in missing)} ({what}found: {found})")
+    return mat
+

@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image
 
 from lrreid.data.datasets import DATASETS
-from lrreid.data.datasets._common import Skips, as_root, check_options, finish, list_images, one_of, pick_split_id
+from lrreid.data.datasets._common import Skips, as_root, check_options, finish, list_images, one_of, pick_split_id, read_mat
 from lrreid.data.records import ImageRecord, ReidDataset
 from lrreid.errors import ConfigError, DatasetLayoutError
 from lrreid.utils.atomic import atomic_dir
@@ -173,15 +173,7 @@ def _mat_strings(values) -> list[str]:
 
 
 def _new_records(images: Path, config: Path, skips: Skips) -> list[ImageRecord]:
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(config)
-    except Exception as exc:  # scipy raises several types for a damaged file
-        raise DatasetLayoutError(f"{config}: cannot read MATLAB file ({type(exc).__name__}: {exc})") from None
-    missing = [k for k in ("train_idx", "query_idx", "gallery_idx", "labels", "filelist") if k not in mat]
-    if missing:
-        raise DatasetLayoutError(f"{config}: missing variable(s) {', '.join(missing)} (expected the new-protocol config)")
+    mat = read_mat(config, ("train_idx", "query_idx", "gallery_idx", "labels", "filelist"), "the new-protocol config")
     labels = np.asarray(mat["labels"]).ravel().astype(np.int64)
     files = _mat_strings(mat["filelist"])
     if len(files) != len(labels):

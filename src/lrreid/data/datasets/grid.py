@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from lrreid.data.datasets import DATASETS
-from lrreid.data.datasets._common import Skips, check_options, finish, list_images, locate, pick_split_id
+from lrreid.data.datasets._common import Skips, check_options, finish, list_images, locate, pick_split_id, read_mat
 from lrreid.data.records import ImageRecord, ReidDataset
 from lrreid.errors import ConfigError, DatasetLayoutError
 
@@ -61,14 +61,7 @@ def _train_ids_of(entry, where: Path) -> set[int]:
 
 
 def _read_splits(path: Path) -> list[set[int]]:
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(path)
-    except Exception as exc:  # scipy raises several types for a damaged file
-        raise DatasetLayoutError(f"{path}: cannot read MATLAB file ({type(exc).__name__}: {exc})") from None
-    if "trainIdxAll" not in mat:
-        raise DatasetLayoutError(f"{path}: no 'trainIdxAll' variable (expected GRID's 10 partitions)")
+    mat = read_mat(path, ["trainIdxAll"], "GRID's 10 partitions")
     return [_train_ids_of(entry, path) for entry in np.asarray(mat["trainIdxAll"], dtype=object).ravel()]
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from lrreid.data.datasets import DATASETS
-from lrreid.data.datasets._common import Skips, as_root, check_options, finish, list_dirs, list_images, pick_split_id
+from lrreid.data.datasets._common import Skips, as_root, check_options, finish, list_dirs, list_images, pick_split_id, read_mat
 from lrreid.data.records import ReidDataset, TrackletRecord
 from lrreid.errors import ConfigError, DatasetLayoutError
 
@@ -57,14 +57,7 @@ def _find(root) -> tuple[Path, Path | None]:
 
 
 def _read_splits(path: Path) -> np.ndarray:
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(path)
-    except Exception as exc:  # scipy raises several types for a damaged file
-        raise DatasetLayoutError(f"{path}: cannot read MATLAB file ({type(exc).__name__}: {exc})") from None
-    if "ls_set" not in mat:
-        raise DatasetLayoutError(f"{path}: no 'ls_set' variable (expected iLIDS-VID's 10 x 300 person splits)")
+    mat = read_mat(path, ["ls_set"], "iLIDS-VID's 10 x 300 person splits")
     ls_set = np.asarray(mat["ls_set"])
     if ls_set.ndim != 2 or ls_set.shape[1] < 2:
         raise DatasetLayoutError(f"{path}: ls_set has shape {ls_set.shape}, expected (splits, persons)")

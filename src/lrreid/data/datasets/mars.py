@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lrreid.data.datasets import DATASETS
-from lrreid.data.datasets._common import Skips, check_options, finish, locate
+from lrreid.data.datasets._common import Skips, check_options, finish, locate, read_mat
 from lrreid.data.records import ReidDataset, TrackletRecord
 from lrreid.errors import DatasetLayoutError
 
@@ -44,16 +44,7 @@ NUM_CAMERAS = 6
 
 
 def _load_mat_variable(path: Path, key: str) -> np.ndarray:
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(path)
-    except Exception as exc:  # scipy raises several types for a damaged file
-        raise DatasetLayoutError(f"{path}: cannot read MATLAB file ({type(exc).__name__}: {exc})") from None
-    if key not in mat:
-        found = ", ".join(k for k in mat if not k.startswith("__"))
-        raise DatasetLayoutError(f"{path}: no variable {key!r} (found: {found or 'none'})")
-    return np.asarray(mat[key])
+    return np.asarray(read_mat(path, [key])[key])
 
 
 def _read_names(path: Path) -> list[str]:

@@ -124,6 +124,12 @@ def config_from_run(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()
 
     Accepts a run folder, its ``checkpoints`` folder or one checkpoint (``.json``/``.safetensors``/stem).
     """
+    folder = Path(run_or_checkpoint)
+    subruns = sorted(folder.glob("split*/checkpoints")) if folder.is_dir() and not (folder / "checkpoints").is_dir() else []
+    if subruns:  # a one-model-per-split run (lrreid train --each-split) has no model of its own
+        raise CheckpointError(
+            f"{folder}: a one-model-per-split run ({len(subruns)} sub-runs); name one of its models, "
+            f"e.g. {subruns[0].parent}")
     stem = ckpt_io.resolve_checkpoint(run_or_checkpoint)
     import json
 

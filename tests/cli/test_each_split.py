@@ -241,3 +241,13 @@ def test_each_split_under_ddp_matches_one_process(trained, tmp_path):
         for key in ref:
             torch.testing.assert_close(ddp[key], ref[key], rtol=0, atol=1e-5, msg=key)
     assert report(run / "eval.json")["title"] == "toy rank-1, 2 splits, one model per split"
+
+
+def test_a_model_is_one_sub_run_not_the_whole_folder(trained):
+    from lrreid.build import load_run
+    from lrreid.errors import CheckpointError
+
+    _, run = trained
+    with pytest.raises(CheckpointError, match="one-model-per-split run .*split0"):
+        load_run(run)
+    assert load_run(run / "split1") is not None

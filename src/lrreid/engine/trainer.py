@@ -348,13 +348,15 @@ class Trainer:
 
     def make_context(self, phase: Phase | None, epoch: int, seed: int | None = None) -> EpochContext:
         """The EpochContext handed to the method (also used for evaluation)."""
-        from lrreid.engine.hooks import progress_factory
+        from lrreid.engine.hooks import ProgressHook, progress_factory
 
         seed = self.seed if seed is None else seed
+        # train.progress=false (a ProgressHook switched off) also silences the method's own bars
+        bars = self.is_main and all(h.enabled for h in self.hooks if isinstance(h, ProgressHook))
         return EpochContext(
             device=self.device, precision=self.precision, rank=self.dist.rank, world_size=self.dist.world_size,
             phase=phase, epoch=epoch, generator=torch.Generator().manual_seed(seed),
-            rng=np.random.default_rng(seed), progress=progress_factory(self.is_main), logger=log,
+            rng=np.random.default_rng(seed), progress=progress_factory(bars), logger=log,
             run_dir=self.run_dir, batch_size=self.batch_per_rank, num_workers=self.num_workers,
         )
 

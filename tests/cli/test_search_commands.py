@@ -125,8 +125,9 @@ def test_export_fused_graph_for_a_fixed_scale(capsys, gallery, tmp_path):
     code, out, err = run(capsys, "export", "A", "--format", "onnx", "--out", tmp_path / "onnx", "--fixed-scale", "2")
     assert code == 0, err
     spec = json.loads((tmp_path / "onnx" / "lrreid_onnx.json").read_text())
-    assert sorted(spec["graphs"]) == ["gallery_resize", "lr_to_features_x2", "reid"]
-    # the fused graph gives the pipeline's probe features at x2, reid(gallery_resize) its gallery features
+    assert sorted(spec["graphs"]) == ["lr_to_features_x2", "reid"]
+    assert "BICUBIC" in spec["gallery_preprocess"]
+    # the fused graph gives the pipeline's probe features at x2, reid(PIL-resized image) its gallery features
     g, probes = gallery
     p_imgs, g_imgs = load_images(sorted(probes.iterdir())), load_images(sorted(g.rglob("*.jpg"))[:3])
     onnx = OnnxPipeline(tmp_path / "onnx")

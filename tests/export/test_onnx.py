@@ -34,7 +34,7 @@ def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path):
     gallery, probes = synthetic
     pipe = tiny_pipeline(seed=0)
     spec = export_onnx(pipe, tmp_path / "onnx")
-    assert sorted(spec["graphs"]) == ["gallery_resize", "predictor", "reid", "sr_x1", "sr_x2", "sr_x3", "sr_x4"]
+    assert sorted(spec["graphs"]) == ["predictor", "reid", "sr_x1", "sr_x2", "sr_x3", "sr_x4"]
     on_disk = json.loads((tmp_path / "onnx" / SPEC_FILE).read_text())
     assert on_disk["graphs"]["reid"]["input"]["shape"][0] == "batch"
     assert on_disk["scales"] == [1, 2, 3, 4] and on_disk["feature_dim"] == 32

@@ -1,15 +1,20 @@
 """ONNX export of an :class:`~lrreid.inference.pipeline.LRReIDPipeline`.
 
 Separate graphs (default), each with a dynamic batch size and RGB inputs in [0, 1], NCHW float32;
-resizing and normalisation are inside the graphs, so a runtime needs no lrreid code::
+resizing and normalisation of probes are inside the graphs, so a runtime needs no lrreid code::
 
     predictor.onnx       lr_image [B,3,h,w] -> logits [B, N]             scale = scales[argmax]
     sr_x{s}.onnx         lr_image [B,3,h,w] -> sr_image [B,3,s*h,s*w]    one graph per scale s
     reid.onnx            image [B,3,h,w]    -> features [B, D]           bilinear resize to the input size inside
-    gallery_resize.onnx  image [B,3,h,w]    -> image [B,3,H,W]           HR gallery images: antialiased bicubic
 
     probe:   features = reid(sr_x{s}(lr_image)) with s = scales[argmax(predictor(lr_image))]
-    gallery: features = reid(gallery_resize(hr_image))  (reid's own resize is then the identity)
+    gallery: features = reid(hr_image resized to the input size by PIL's bicubic on the uint8 image)
+
+The gallery resize stays outside the graphs: lrreid's evaluation and search resize gallery images
+with PIL's antialiased bicubic on uint8 (``inference.pipeline.resize_gallery``), which ONNX's
+Resize (another cubic kernel, no uint8 rounding) does not reproduce exactly, and a resize graph
+that only approximated it changed Rank-1 on a 12-person gallery.  The spec's ``gallery_preprocess``
+says how, in one line of PIL.
 
 With ``fixed_scale=s`` one fused graph ``lr_to_features_x{s}.onnx`` (lr_image -> features) replaces
 the predictor and SR graphs.  ``lrreid_onnx.json`` beside them lists the graphs, their inputs and
@@ -113,17 +118,6 @@ class SRGraph(nn.Module):
         return self.sr_net(lr_image, self.scale).clamp(0, 1)
 
 
-class GalleryResizeGraph(nn.Module):
-    """HR image [B,3,h,w] in [0,1] -> the input size, antialiased bicubic, clamped (the evaluation's gallery resize)."""
-
-    def __init__(self, input_size):
-        super().__init__()
-        self.input_size = tuple(input_size)
-
-    def forward(self, image):
-        return _resize(image, self.input_size, "bicubic")
-
-
 class FusedGraph(nn.Module):
     """LR image -> SR at a fixed scale -> re-ID features, in one graph."""
 
@@ -209,7 +203,7 @@ def export_onnx(
 
         >>> spec = export_onnx(load_pipeline("runs/demo", fast=False), "exported/")
         >>> sorted(spec["graphs"])
-        ['gallery_resize', 'predictor', 'reid', 'sr_x1', 'sr_x2', 'sr_x3', 'sr_x4']
+        ['predictor', 'reid', 'sr_x1', 'sr_x2', 'sr_x3', 'sr_x4']
     """
     from lrreid import __version__
     from lrreid.inference.identity import model_identity
@@ -244,9 +238,6 @@ def export_onnx(
             graphs[name]["output"] = {"name": "sr_image", "shape": ["batch", 3, f"{s}*height", f"{s}*width"]}
     graphs["reid"] = export_graph(reid, hr_example, out / "reid.onnx", "image", "features", opset)
     graphs["reid"]["output"] = {"name": "features", "shape": ["batch", pipeline.feature_dim()]}
-    graphs["gallery_resize"] = export_graph(GalleryResizeGraph(st.input_size), hr_example, out / "gallery_resize.onnx",
-                                            "image", "image_resized", opset)
-    graphs["gallery_resize"]["output"] = {"name": "image_resized", "shape": ["batch", 3, *st.input_size]}
     for g in graphs.values():
         _readable(out / g["file"])
 
@@ -264,12 +255,15 @@ def export_onnx(
         "std": list(st.std),
         "feature_dim": pipeline.feature_dim(),
         "normalize_features": st.normalize_features,
-        "image_format": "float32 NCHW RGB in [0, 1]; resizing and normalisation happen inside the graphs",
+        "image_format": "float32 NCHW RGB in [0, 1]; probe resizing and normalisation happen inside the graphs",
+        "gallery_preprocess": (
+            f"PIL: Image.open(path).convert('RGB').resize(({st.input_size[1]}, {st.input_size[0]}), Image.BICUBIC), "
+            "then float32 / 255, NCHW (what lrreid evaluate and lrreid search do)"),
         "usage": (
             f"probe: features = lr_to_features_x{fixed_scale}(lr_image); "
-            "gallery: features = reid(gallery_resize(hr_image)); rank by Euclidean distance" if fixed_scale is not None else
+            "gallery: features = reid(gallery_preprocess(hr_image)); rank by Euclidean distance" if fixed_scale is not None else
             "probe: scale = scales[argmax(predictor(lr_image))]; features = reid(sr_x{scale}(lr_image)); "
-            "gallery: features = reid(gallery_resize(hr_image)); rank by Euclidean distance"
+            "gallery: features = reid(gallery_preprocess(hr_image)); rank by Euclidean distance"
         ),
         "graphs": graphs,
     }
@@ -312,7 +306,10 @@ class OnnxPipeline:
         return self.sessions[name].run(None, {graph["input"]["name"]: x.astype(np.float32)})[0]
 
     def embed_gallery(self, images: list[torch.Tensor]) -> np.ndarray:
-        return np.concatenate([self._run("reid", self._run("gallery_resize", im[None].numpy())) for im in images])
+        from lrreid.inference.pipeline import resize_gallery
+
+        size = tuple(self.spec["input_size"])
+        return np.concatenate([self._run("reid", resize_gallery(im[None], size).numpy()) for im in images])
 
     def embed_probes(self, images: list[torch.Tensor], scale: int | None = None) -> tuple[np.ndarray, list[int]]:
         feats, scales = [], []

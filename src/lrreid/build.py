@@ -124,12 +124,13 @@ def config_from_run(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()
 
     Accepts a run folder, its ``checkpoints`` folder or one checkpoint (``.json``/``.safetensors``/stem).
     """
-    folder = Path(run_or_checkpoint)
-    subruns = sorted(folder.glob("split*/checkpoints")) if folder.is_dir() and not (folder / "checkpoints").is_dir() else []
-    if subruns:  # a one-model-per-split run (lrreid train --each-split) has no model of its own
+    from lrreid.engine.each_split import is_each_split_run, sub_runs
+
+    if is_each_split_run(run_or_checkpoint):  # lrreid train --each-split: no model of its own
+        subs = sub_runs(run_or_checkpoint)
+        example = f"e.g. {next(iter(subs.values()))}" if subs else "none trained yet"
         raise CheckpointError(
-            f"{folder}: a one-model-per-split run ({len(subruns)} sub-runs); name one of its models, "
-            f"e.g. {subruns[0].parent}")
+            f"{run_or_checkpoint}: a one-model-per-split run ({len(subs)} sub-runs); name one of its models, {example}")
     stem = ckpt_io.resolve_checkpoint(run_or_checkpoint)
     import json
 

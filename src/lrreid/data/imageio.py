@@ -286,3 +286,17 @@ class BadImagePolicy:
     def log_summary(self) -> None:
         if self.skipped:
             log.warning(self.summary())
+
+
+def tensor_to_pil(image) -> Image.Image:
+    """A float ``[3, H, W]`` tensor in [0, 1] -> an RGB PIL image, each value rounded to uint8.
+
+    The inverse of reading an image as ``uint8 / 255``, exactly: a tensor that came from an image
+    file gives that file's pixels back.
+
+    >>> import torch
+    >>> tensor_to_pil(torch.ones(3, 4, 2)).size
+    (2, 4)
+    """
+    arr = (image.detach().float().clamp(0, 1) * 255.0).round().to("cpu").numpy().astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0)), "RGB")

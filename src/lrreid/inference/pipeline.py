@@ -127,13 +127,9 @@ def resize_gallery(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     from lrreid.data.degradations import bicubic_resize
+    from lrreid.data.imageio import tensor_to_pil
 
-    out = []
-    for img in x:
-        arr = (img.detach().float().clamp(0, 1) * 255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        resized = bicubic_resize(Image.fromarray(arr), size)
-        out.append(torch.from_numpy(np.array(resized)).permute(2, 0, 1).float().div_(255.0))
-    return torch.stack(out).to(x.device)
+    return torch.stack([to_image_tensor(bicubic_resize(tensor_to_pil(img), size)) for img in x]).to(x.device)
 
 
 def fold_conv_batchnorm(module: torch.nn.Module, precision: Precision) -> torch.nn.Module:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lrreid.data.imageio import read_image
+from lrreid.data.imageio import read_image, tensor_to_pil
 from lrreid.errors import ImageReadError
 from lrreid.utils.atomic import atomic_write_text
 
@@ -38,7 +38,7 @@ display:flex;align-items:center;justify-content:center;color:#a00;border:1px sol
 def thumbnail_data_uri(image: Image.Image | torch.Tensor | np.ndarray, max_height: int = 128) -> str:
     """``data:image/jpeg;base64,...`` of ``image`` shrunk to at most ``max_height`` pixels high."""
     if isinstance(image, torch.Tensor):
-        image = Image.fromarray((image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        image = tensor_to_pil(image)
     elif isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     image = image.convert("RGB")

@@ -62,14 +62,15 @@ def test_combine_split_reports_mean_std_missing_rows_and_notes():
     a = EvalReport("PRI scale-factor predictors (Table 2), 1 split")
     a.add("x1", {"rank1": 0.2, "mAP": 0.3}, std={"rank1": 0.0})
     a.add("adaptive (P)", {"rank1": 0.25, "mAP": 0.35})
-    a.notes += ["adaptive (P) picked x1: 10, x2: 2, x4: 1 probes", "skipped 3 probe(s) smaller than 8 px on a side"]
+    a.counts["picked"] = {"x1": 10, "x2": 2, "x4": 1}
+    a.notes += ["skipped 3 probe(s) smaller than 8 px on a side"]
     b = EvalReport("PRI scale-factor predictors (Table 2), 1 split")
     b.add("x1", {"rank1": 0.4})  # no mAP here
     b.add("adaptive (P)", {"rank1": 0.45, "mAP": 0.5})
-    b.notes += ["adaptive (P) picked x1: 5, x4: 7 probes"]
+    b.counts["picked"] = {"x1": 5, "x4": 7}
     c = EvalReport("PRI scale-factor predictors (Table 2), 1 split")
     c.add("x1", {"rank1": 0.9, "mAP": 0.6})
-    c.notes += ["adaptive (P) picked x2: 4 probes"]  # and no adaptive row at all
+    c.counts["picked"] = {"x2": 4}  # and no adaptive row at all
 
     out = combine_split_reports([a, b, c], ["split0", "split3", "split7"])
     assert out.title == "PRI scale-factor predictors (Table 2), 3 splits, one model per split"
@@ -79,11 +80,12 @@ def test_combine_split_reports_mean_std_missing_rows_and_notes():
     assert rows["x1"].std["rank1"] == pytest.approx(np.std([0.2, 0.4, 0.9]))  # population std, ddof=0
     assert rows["x1"].metrics["mAP"] == pytest.approx(np.mean([0.3, 0.6]))
     assert rows["adaptive (P)"].std["mAP"] == pytest.approx(np.std([0.35, 0.5]))
-    assert "adaptive (P) picked x1: 15, x2: 6, x4: 8 probes (sum over 3 splits)" in out.notes
+    assert out.counts == {"picked (sum over 3 splits)": {"x1": 15, "x2": 6, "x4": 8}}
+    assert "picked (sum over 3 splits): x1 15, x2 6, x4 8" in out.to_markdown()
     assert "split0: skipped 3 probe(s) smaller than 8 px on a side" in out.notes
     assert any("'adaptive (P)'" in n and "missing in split7" in n and "other 2 split(s)" in n for n in out.notes)
     assert any("no mAP in split3" in n for n in out.notes)
-    assert not any(n.startswith("split") and "picked" in n for n in out.notes)  # the histograms were merged
+    assert EvalReport.from_dict(out.to_dict()).counts == out.counts
     assert "± " in out.to_markdown()
 
     with pytest.raises(ProtocolError):

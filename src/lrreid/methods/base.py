@@ -234,6 +234,9 @@ class EvalReport:
     rows: list[EvalRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     percent: bool = True
+    # what was counted -> label -> count, e.g. {"probes per scale picked by adaptive (P)": {"x1": 12}};
+    # shown as lines before the notes, and summed (not averaged) when split reports are combined
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def add(self, name: str, metrics: dict[str, float], std: dict[str, float] | None = None) -> EvalRow:
         row = EvalRow(name, {k: float(v) for k, v in metrics.items()}, {k: float(v) for k, v in (std or {}).items()})
@@ -273,8 +276,14 @@ class EvalReport:
 
         console = console or Console()
         console.print(self.to_table())
-        for note in self.notes:
-            console.print(note)
+        for line in self.text_lines():
+            console.print(line)
+
+    def text_lines(self) -> list[str]:
+        """The lines under the table: the counts (``what: label count, ...``), then the notes."""
+        counted = [f"{what}: " + ", ".join(f"{label} {n}" for label, n in by_label.items())
+                   for what, by_label in self.counts.items()]
+        return counted + list(self.notes)
 
     def to_markdown(self) -> str:
         cols = self.columns()
@@ -283,7 +292,8 @@ class EvalReport:
                  "|" + "|".join(["---"] + ["---:"] * len(cols)) + "|"]
         for row in self.rows:
             lines.append("| " + " | ".join([row.name] + [self.cell(row, c) for c in cols]) + " |")
-        lines.extend([""] + self.notes if self.notes else [])
+        extra = self.text_lines()
+        lines.extend([""] + extra if extra else [])
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:
@@ -292,11 +302,13 @@ class EvalReport:
             "percent": self.percent,
             "rows": [{"name": r.name, "metrics": r.metrics, "std": r.std} for r in self.rows],
             "notes": list(self.notes),
+            "counts": {what: dict(by_label) for what, by_label in self.counts.items()},
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvalReport":
-        report = cls(d.get("title", "evaluation"), notes=list(d.get("notes", [])), percent=d.get("percent", True))
+        report = cls(d.get("title", "evaluation"), notes=list(d.get("notes", [])), percent=d.get("percent", True),
+                     counts={str(w): {str(k): int(v) for k, v in c.items()} for w, c in (d.get("counts") or {}).items()})
         for r in d.get("rows", []):
             report.add(r["name"], r["metrics"], r.get("std"))
         return report
@@ -304,7 +316,6 @@ class EvalReport:
 
 
 _SPLIT_COUNT_IN_TITLE = re.compile(r",?\s*\b\d+\s+splits?\s*$")
-_PICKED_NOTE = re.compile(r"^(?P<who>.+?) picked (?P<counts>x[\d.]+: \d+(?:, x[\d.]+: \d+)*)(?P<tail> probes)?$")
 
 
 def combine_split_reports(reports: Sequence[EvalReport], names: Sequence[str]) -> EvalReport:
@@ -313,20 +324,19 @@ def combine_split_reports(reports: Sequence[EvalReport], names: Sequence[str]) -
     Each report counts as one sample (its std, if any, is replaced); ``std`` is the population
     standard deviation (ddof=0, as :func:`lrreid.evaluation.summarize`).  A row or metric missing
     in some splits is combined over the splits that have it, and a note says which are missing.
-    Notes of the form ``"<who> picked x1: 12, x2: 3 probes"`` (PRI's scale histogram) are summed
-    into one line; every other note is kept, prefixed by its split's name.
+    ``counts`` (such as PRI's scale histogram) are summed over the splits; every note is kept,
+    prefixed by its split's name.
 
     Example::
 
         >>> a, b = EvalReport("toy, 1 split"), EvalReport("toy, 1 split")
         >>> _ = a.add("x2", {"rank1": 0.4}); _ = b.add("x2", {"rank1": 0.6})
-        >>> a.notes.append("adaptive (P) picked x1: 3, x2: 1 probes")
-        >>> b.notes.append("adaptive (P) picked x1: 2, x2: 2 probes")
+        >>> a.counts["picked"] = {"x1": 3, "x2": 1}; b.counts["picked"] = {"x1": 2, "x2": 2}
         >>> both = combine_split_reports([a, b], ["split0", "split1"])
         >>> both.title, round(both.rows[0].metrics["rank1"], 6), round(both.rows[0].std["rank1"], 6)
         ('toy, 2 splits, one model per split', 0.5, 0.1)
-        >>> both.notes
-        ['adaptive (P) picked x1: 5, x2: 3 probes (sum over 2 splits)']
+        >>> both.counts
+        {'picked (sum over 2 splits)': {'x1': 5, 'x2': 3}}
     """
     from lrreid.errors import ProtocolError
 
@@ -368,21 +378,13 @@ def combine_split_reports(reports: Sequence[EvalReport], names: Sequence[str]) -
             stds[metric] = float(np.std(values))
         out.add(row_name, means, std=stds)
 
-    picked: dict[tuple[str, str], dict[str, int]] = {}  # (who, tail) -> scale -> summed count
     kept: list[str] = []
     for name, report in zip(names, reports):
-        for note in report.notes:
-            match = _PICKED_NOTE.match(note)
-            if match is None:
-                kept.append(f"{name}: {note}")
-                continue
-            counts = picked.setdefault((match["who"], match["tail"] or ""), {})
-            for item in match["counts"].split(", "):
-                scale, count = item.split(": ")
-                counts[scale] = counts.get(scale, 0) + int(count)
-    for (who, tail), counts in picked.items():
-        ordered = sorted(counts.items(), key=lambda kv: float(kv[0][1:]))
-        out.notes.append(f"{who} picked " + ", ".join(f"{s}: {c}" for s, c in ordered) + f"{tail} (sum over {n} splits)")
+        for what, by_label in report.counts.items():
+            summed = out.counts.setdefault(f"{what} (sum over {n} splits)", {})
+            for label, count in by_label.items():
+                summed[label] = summed.get(label, 0) + int(count)
+        kept.extend(f"{name}: {note}" for note in report.notes)
     out.notes.extend(missing_notes)
     out.notes.extend(kept)
     return out

@@ -144,7 +144,7 @@ class PRIEvaluation:
             report.add(name, {m: summary[m][0] / 100.0 for m in shown}, std={m: summary[m][1] / 100.0 for m in shown})
         hist = self.predicted_scale_histogram()
         if hist:
-            report.notes.append("adaptive (P) picked " + ", ".join(f"x{s}: {c}" for s, c in hist.items()) + " probes")
+            report.counts["probes per scale picked by adaptive (P)"] = {f"x{s}": c for s, c in hist.items()}
         agreement = self.ideal_agreement()
         if "adaptive (P)" in agreement:
             fixed = {k: v for k, v in agreement.items() if k.startswith("fixed")}

@@ -71,6 +71,10 @@ class TrainConfig:
     tensorboard: bool = True
     progress: bool = True
 
+    def __post_init__(self):
+        if self.num_threads < 0:
+            raise ValueError(f"train.num_threads must be >= 0 (0 = auto), got {self.num_threads}")
+
 
 @dataclass
 class EvalConfig:

@@ -47,3 +47,13 @@ def test_train_num_threads_is_a_setting():
 
     cfg = config_from_dict({"method": "pri", "train": {"num_threads": 1}})
     assert cfg.train.num_threads == 1
+
+
+def test_negative_num_threads_is_a_one_line_config_error():
+    import pytest
+
+    from lrreid.config import config_from_dict
+    from lrreid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="num_threads must be >= 0"):
+        config_from_dict({"method": "pri", "train": {"num_threads": -2}})

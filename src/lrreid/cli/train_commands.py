@@ -51,8 +51,8 @@ def train(
     from lrreid.build import build_method, build_splits, build_trainer
     from lrreid.config import load_config
     from lrreid.engine.distributed import cleanup_distributed, setup_distributed
-    from lrreid.engine.each_split import save_run_config, train_each_split
-    from lrreid.engine.trainer import refuse_existing_run
+    from lrreid.engine.each_split import train_each_split
+    from lrreid.engine.trainer import refuse_existing_run, save_run_config
     from lrreid.utils.device import configure_threads
 
     if output is not None:

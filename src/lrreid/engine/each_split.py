@@ -23,30 +23,6 @@ def split_run_dir(run_dir: str | Path, index: int) -> Path:
     return Path(run_dir) / f"split{index}"
 
 
-def save_run_config(cfg, run_dir: Path) -> None:
-    """Write the resolved config to ``<run_dir>/config.yaml`` (atomically); warn when a resume changed it."""
-    from lrreid.config import config_to_yaml
-    from lrreid.utils.atomic import atomic_write_text
-
-    import yaml
-
-    def without_resume(raw):  # train.resume itself always differs between a start and its resume
-        raw = dict(raw or {})
-        raw["train"] = {k: v for k, v in dict(raw.get("train") or {}).items() if k != "resume"}
-        return raw
-
-    text = config_to_yaml(cfg)
-    saved = Path(run_dir) / "config.yaml"
-    if cfg.train.resume and saved.is_file():
-        try:
-            before = yaml.safe_load(saved.read_text())
-        except yaml.YAMLError:
-            before = None
-        if not isinstance(before, dict) or without_resume(before) != without_resume(yaml.safe_load(text)):
-            logging.getLogger("lrreid").warning("config differs from the one %s was started with; saving the new one", run_dir)
-    atomic_write_text(saved, text)
-
-
 def split_run_config(cfg, index: int, resume: bool):
     """The config of split ``index``'s sub-run: a normal run trained on that split, evaluated on it at the end.
 
@@ -91,7 +67,7 @@ def train_each_split(cfg, info) -> EvalReport | None:
     from lrreid.build import build_method, build_splits, build_trainer
     from lrreid.engine import checkpoint as ckpt_io
     from lrreid.engine import distributed as dist_utils
-    from lrreid.engine.trainer import refuse_existing_run
+    from lrreid.engine.trainer import refuse_existing_run, save_run_config
 
     log = logging.getLogger("lrreid.train")
     out = Path(cfg.train.output_dir)

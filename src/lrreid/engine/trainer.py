@@ -32,6 +32,30 @@ from lrreid.utils.device import Precision, resolve_device
 from lrreid.utils.logging import get_logger
 
 
+def save_run_config(cfg, run_dir: Path) -> None:
+    """Write the resolved config to ``<run_dir>/config.yaml`` (atomically); warn when a resume changed it."""
+    import yaml
+
+    from lrreid.config import config_to_yaml
+    from lrreid.utils.atomic import atomic_write_text
+
+    def without_resume(raw):  # train.resume itself always differs between a start and its resume
+        raw = dict(raw or {})
+        raw["train"] = {k: v for k, v in dict(raw.get("train") or {}).items() if k != "resume"}
+        return raw
+
+    text = config_to_yaml(cfg)
+    saved = Path(run_dir) / "config.yaml"
+    if cfg.train.resume and saved.is_file():
+        try:
+            before = yaml.safe_load(saved.read_text())
+        except yaml.YAMLError:
+            before = None
+        if not isinstance(before, dict) or without_resume(before) != without_resume(yaml.safe_load(text)):
+            log.warning("config differs from the one %s was started with; saving the new one", run_dir)
+    atomic_write_text(saved, text)
+
+
 def refuse_existing_run(run_dir: str | Path) -> None:
     """ConfigError if ``run_dir`` already holds checkpoints: a fresh run never overwrites another."""
     run_dir = Path(run_dir)

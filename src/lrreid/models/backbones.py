@@ -61,8 +61,29 @@ def _feature_channels(name: str) -> int:
     return int(out.shape[1])
 
 
+class EncoderBackbone(nn.Module):
+    """A re-ID encoder used as a backbone: its last feature map, without its own embedding head."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.forward_features(x)
+
+
+def create_encoder(name: str, pretrained: str | os.PathLike | None = None) -> nn.Module:
+    """A whole re-ID encoder (``lrreid.models.reid``) by name, with weights from ``pretrained`` (a file)."""
+    from lrreid.models.reid.load import load_encoder
+
+    if pretrained is not None and os.fspath(pretrained) in HUB_WORDS:
+        raise CheckpointError(f"re-ID encoder {name!r} has no hub weights: name a local file "
+                              "(an OpenVINO IR .xml or a torchreid .pth)")
+    return load_encoder(name) if pretrained is None else load_encoder(name, pretrained)
+
+
 def create_backbone(name: str, pretrained: str | os.PathLike | None = None, *, strict: bool = True) -> tuple[nn.Module, int]:
-    """A headless timm CNN and its output channels.
+    """A headless timm CNN (or re-ID encoder's feature extractor) and its output channels.
 
     ``pretrained``:
 
@@ -80,6 +101,11 @@ def create_backbone(name: str, pretrained: str | os.PathLike | None = None, *, s
         net(torch.rand(2, 3, 256, 128)).shape     # torch.Size([2, 512, 8, 4]); channels == 512
         net, c = create_backbone("mobilenetv2_100", "../shared/weights/mobilenetv2_imagenet_features.pt")
     """
+    from lrreid.models.reid.encoder import is_encoder_name
+
+    if is_encoder_name(name):  # OSNet & co: their feature maps, weights from their own files
+        encoder = create_encoder(name, pretrained)
+        return EncoderBackbone(encoder), int(encoder.feature_channels)
     channels = _feature_channels(name)
     model = _create(name)
     if pretrained is None:

@@ -147,6 +147,8 @@ class _OSNetReader:
         raise _Reject(f"{op.get_type_name()} {op.get_friendly_name()!r} has no constant input")
 
     def put(self, name: str, value: np.ndarray, shape=None) -> None:
+        if name in self.state:
+            raise _Reject(f"{name} found twice in the graph")
         t = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
         self.state[name] = t.reshape(shape) if shape is not None else t
 
@@ -256,11 +258,8 @@ class _OSNetReader:
         if not attrs.get("transpose_b", False):
             w = w.T
         self.put("fc.0.weight", w)
-        add = self.next(matmul, "Add")
-        self.put("fc.0.bias", self.data_and_const(add)[1].reshape(-1))
         embedding_dim = w.shape[0]
-        cur = self.skip(add, ("Reshape", "Unsqueeze"))
-        cur = self.affine_after(cur, "fc.1", embedding_dim)
+        cur = self.head_affine(matmul, embedding_dim)
         prelu = self.next(cur, "PRelu")
         slope = self.data_and_const(prelu)[1].reshape(-1)
         if slope.size != 1:
@@ -276,6 +275,39 @@ class _OSNetReader:
         spec = InputSpec(size=(height, width), mean=spec_mean, std=spec_std, distance="cosine", source=source)
         return OpenVINONetwork(path=self.xml, architecture="osnet_omz", kwargs=kwargs, state=self.state,
                                input_spec=spec, precision="FP16" if self.fp16 else "FP32")
+
+    def head_affine(self, matmul, dim: int):
+        """The constant Add/Multiply ops between the fc MatMul and the PReLU -> ``fc.0.bias``, ``fc.1.weight/bias``.
+
+        Intel's graphs keep them apart (bias, then the BatchNorm1d as scale and shift); a graph whose
+        converter fused them is composed into one scale and shift (the same function)."""
+        steps, cur = [], matmul
+        for _ in range(8):
+            cur = self.skip(cur, ("Reshape", "Squeeze", "Unsqueeze"))
+            users = [u for u in self.consumers[id_of(cur)] if u.get_type_name() != "ShapeOf"]
+            if len(users) != 1:
+                raise _Reject("the embedding head branches")
+            op = users[0]
+            if op.get_type_name() == "PRelu":
+                break
+            if op.get_type_name() not in ("Add", "Multiply"):
+                raise _Reject(f"unexpected {op.get_type_name()} between fc.0 and its PReLU")
+            steps.append((op.get_type_name(), self.data_and_const(op)[1].reshape(-1) * np.ones(dim, np.float32)))
+            cur = op
+        kinds = [k for k, _ in steps]
+        if kinds == ["Add", "Multiply", "Add"]:
+            b0, w1, b1 = (v for _, v in steps)
+        else:
+            b0, w1, b1 = np.zeros(dim, np.float32), np.ones(dim, np.float32), np.zeros(dim, np.float32)
+            for kind, v in steps:
+                if kind == "Multiply":
+                    w1, b1 = w1 * v, b1 * v
+                else:
+                    b1 = b1 + v
+        self.put("fc.0.bias", b0)
+        self.put("fc.1.weight", w1)
+        self.put("fc.1.bias", b1)
+        return cur
 
     def skip(self, op, kinds: tuple[str, ...]):
         """Follow single-consumer shape-only ops (Reshape, ...)."""
@@ -414,6 +446,7 @@ class _OSNetReader:
                 after = self.skip(op, ("Reshape", "Squeeze", "Unsqueeze"))
                 if record:
                     cur = self.affine_after(after, f"{prefix}.gate", channels)
+                    self.state[f"{prefix}.gate.groups"] = torch.tensor(int(kind[2:]), dtype=torch.long)
                 else:
                     cur = self.affine_after(after, "_scratch", channels)
                     self.state.pop("_scratch.weight"), self.state.pop("_scratch.bias")

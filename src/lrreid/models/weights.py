@@ -52,7 +52,8 @@ def read_state_dict(path: str | os.PathLike, *, key: str | None = None) -> State
     Accepted: a plain ``torch.save`` state dict (zip or legacy format); the same wrapped in a dict
     under ``params_ema``, ``params``, ``state_dict``, ``model_state_dict`` or ``model`` (searched
     in that order, nested wrappers too; ``key=`` picks one explicitly); ``.safetensors`` files;
-    TorchScript archives such as OpenAI's CLIP ``ViT-B-16.pt`` (their ``state_dict()``).  A
+    TorchScript archives such as OpenAI's CLIP ``ViT-B-16.pt`` (their ``state_dict()``); OpenVINO
+    IR ``.xml`` files of the networks :mod:`lrreid.models.openvino_ir` reads (their constants).  A
     ``module.`` prefix on every key (DistributedDataParallel) is removed.
 
     ``torch.load`` runs with ``weights_only=True``: a file that stores Python objects besides
@@ -71,6 +72,10 @@ def read_state_dict(path: str | os.PathLike, *, key: str | None = None) -> State
         raise CheckpointError(f"{p}: is a directory, not a weight file")
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p}: empty file, not a checkpoint")
+    if p.suffix.lower() == ".xml":  # OpenVINO IR: the graph's constants, named as lrreid's module
+        from lrreid.models.openvino_ir import read_openvino_ir
+
+        return read_openvino_ir(p).state
     if p.suffix == ".safetensors":
         obj = _read_safetensors(p)
     elif _is_torchscript_archive(p):
@@ -334,6 +339,13 @@ def torchvision_resnet_importer(state: StateDict) -> StateDict:
     ``downsample.0/1``, ``fc``); this importer only checks that the file is one.
     """
     _require(state, "layer1.0.conv1.weight", "torchvision/timm ResNet")
+    return dict(state)
+
+
+@IMPORTERS.register("torchreid")
+def torchreid_importer(state: StateDict) -> StateDict:
+    """torchreid model-zoo OSNet / OSNet-AIN files: the names of :mod:`lrreid.models.reid.osnet` one to one."""
+    _require(state, "conv1.conv.weight", "torchreid OSNet")
     return dict(state)
 
 

@@ -32,7 +32,9 @@ class PRIModelConfig:
 
     backbone: str = "resnet50"  # F's backbone (lrreid.models.backbones)
     pretrained: str | None = "timm"  # F's backbone weights: null (random) | "timm" | a file path
-    feat_dim: int = 512  # F's feature size after the 1x1 reduction
+    feat_dim: int = 512  # F's feature size after the 1x1 reduction (a re-ID encoder's own head keeps its size)
+    reid_head: str = "auto"  # auto: a re-ID encoder backbone (osnet_*) keeps its embedding head | new | encoder
+    reid_neck: str = "auto"  # BN-neck before F's classifier: auto (yes for a new head) | bn | none
     predictor_backbone: str | None = None  # P's backbone; null = same as F's
     predictor_pretrained: str | None = "same"  # "same" = as ``pretrained``; null | "timm" | path
     predictor_feat_dim: int = 512
@@ -46,6 +48,10 @@ class PRIModelConfig:
             raise ValueError(f"model.scales must be >= 2 distinct increasing integers >= 1, got {self.scales}")
         if self.feat_dim < 1 or self.predictor_feat_dim < 1:
             raise ValueError("model.feat_dim and model.predictor_feat_dim must be >= 1")
+        if self.reid_head not in ("auto", "new", "encoder"):
+            raise ValueError(f"model.reid_head must be auto, new or encoder, got {self.reid_head!r}")
+        if self.reid_neck not in ("auto", "bn", "none"):
+            raise ValueError(f"model.reid_neck must be auto, bn or none, got {self.reid_neck!r}")
 
 
 @dataclass

@@ -118,8 +118,11 @@ class PRIMethod(Method):
         # R of the size-based predictor: mean area (h*w) of the HR training images; a buffer so the
         # checkpoint carries it and `lrreid evaluate` does not need to re-read the training images.
         self.register_buffer("hr_mean_area", torch.tensor(float(hr_mean_area), dtype=torch.float64))
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # F's own input convention when its weights brought one (a re-ID encoder's file), else ImageNet's
+        spec = getattr(reid_net, "input_spec", None)
+        mean, std = (spec.mean, spec.std) if spec is not None else (IMAGENET_MEAN, IMAGENET_STD)
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self._refresh_epoch = False
         for s in self.scales:
             self._check_sr_scale(s)

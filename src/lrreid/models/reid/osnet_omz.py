@@ -27,6 +27,7 @@ scheme for the folded layers (``conv2.0.conv1.conv.bias``, ``conv2.0.conv2a.conv
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -36,7 +37,8 @@ from torch import nn
 from lrreid.models.reid.encoder import InputSpec, register_encoder
 from lrreid.models.reid.osnet import WIDTHS, ChannelGate, init_weights
 
-OMZ_GATES = (("fc", "gn16"), ("fc", "gn16"), ("fc", "gn16"))  # the importer reads each file's own
+# "gn": group count gcd(channels, 16), as all four OMZ files have it (the importer reads each file's own)
+OMZ_GATES = (("fc", "gn"), ("fc", "gn"), ("fc", "gn"))
 OMZ_SPEC = InputSpec(size=(256, 128), distance="cosine", source="OpenVINO IR: BGR 0-255, mean/std applied inside the graph")
 
 
@@ -77,14 +79,17 @@ class GroupNormGate(nn.Module):
         super().__init__()
         if channels % groups:
             raise ValueError(f"GroupNormGate: {channels} channels do not split into {groups} groups")
-        self.groups = groups
+        # a buffer, not a plain int: the group count is part of the file, so weights of another
+        # variant loaded into this module bring theirs instead of being run with the wrong one
+        self.register_buffer("groups", torch.tensor(groups, dtype=torch.long))
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
-        v = x.mean(dim=(2, 3)).reshape(b, self.groups, c // self.groups)
+        groups = int(self.groups)
+        v = x.mean(dim=(2, 3)).reshape(b, groups, c // groups)
         # written out (not F.group_norm) so that one channel per group is the graph's exact 0
         centred = v - v.mean(dim=2, keepdim=True)
         v = (centred / torch.sqrt(centred.pow(2).mean(dim=2, keepdim=True) + self.eps)).reshape(b, c, 1, 1)
@@ -111,6 +116,8 @@ class OMZOSBlock(nn.Module):
         self.conv2d = _stream(mid, 4)
         if gate == "fc":
             self.gate = ChannelGate(mid, reduction=gate_reduction)
+        elif gate == "gn":
+            self.gate = GroupNormGate(mid, math.gcd(mid, 16))
         elif gate.startswith("gn") and gate[2:].isdigit():
             self.gate = GroupNormGate(mid, int(gate[2:]))
         else:

@@ -91,18 +91,26 @@ def train(
 
 @app.command()
 def evaluate(
-    run: Path = typer.Argument(..., help="Run folder or checkpoint (.json/.safetensors)."),
+    run: Path = typer.Argument(..., help="Run folder or checkpoint (.json/.safetensors); with --model, a prepared dataset folder."),
     overrides: Optional[List[str]] = typer.Argument(None, help="KEY=VALUE overrides of the saved config, e.g. eval.splits=[0]."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for eval.md / eval.json (default: the run folder)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for eval.md / eval.json (default: the run folder; with --model, none)."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="A re-ID weight file (OpenVINO IR .xml, torchreid .pth) to evaluate with no training on the prepared dataset RUN; repeat for a table of several."),
 ) -> None:
     """Evaluate a trained run on its protocol's splits; print the table, write eval.md and eval.json.
 
-    A folder trained with ``--each-split`` is evaluated one sub-run at a time, each on its own
-    split (the overrides apply to every sub-run; ``eval.splits`` picks the sub-runs), and the
+    A folder trained with --each-split is evaluated one sub-run at a time, each on its own
+    split (the overrides apply to every sub-run; eval.splits picks the sub-runs), and the
     combined mean ± std report is written.
 
+    With --model, RUN is a folder written by `lrreid prepare` and each named network is evaluated
+    as it is, with no training, on every split of it (the zero-shot baseline of docs/results.md).
+
     Example: lrreid evaluate runs/pri-caviar eval.splits=[0,1]
+    Example: lrreid evaluate --model 0277.xml --model osnet_x0_25_msmt17.pth out/caviar
     """
+    if model:
+        _evaluate_encoders(model, run, output, list(overrides or []))
+        return
     from lrreid.build import evaluation_context, load_trained_method, select_splits
     from lrreid.engine.hooks import write_report
     from lrreid.engine.each_split import evaluate_each_split, is_each_split_run
@@ -125,3 +133,25 @@ def evaluate(
     report.print()
     write_report(report, folder)
     typer.echo(f"wrote {Path(folder) / 'eval.md'} and eval.json")
+
+
+def _evaluate_encoders(models: list[str], data: Path, output: Optional[Path], overrides: list[str]) -> None:
+    """``lrreid evaluate --model ...``: networks with no training on a prepared dataset's splits."""
+    from lrreid.data.protocols import load_prepared_splits
+    from lrreid.engine.hooks import write_report
+    from lrreid.evaluation.zero_shot import evaluate_encoders
+    from lrreid.utils.device import configure_threads
+
+    if overrides:
+        raise ConfigError(f"{overrides[0]!r}: with --model there is no run config to override; "
+                          "evaluation uses every split of the prepared dataset")
+    if not data.is_dir():
+        raise ConfigError(f"{data}: with --model, expected a prepared dataset folder (written by `lrreid prepare`)")
+    configure_threads(0, logger=logging.getLogger("lrreid.evaluate"))
+    splits = load_prepared_splits(data)
+    report = evaluate_encoders(models, splits, title=f"{data.name}, no training",
+                               on_model=lambda m: typer.echo(f"embedding with {m} ...", err=True))
+    report.print()
+    if output is not None:  # the prepared folder may be shared or read-only: written only when asked
+        write_report(report, output)
+        typer.echo(f"wrote {Path(output) / 'eval.md'} and eval.json")

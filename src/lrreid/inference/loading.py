@@ -36,6 +36,10 @@ def load_pipeline(
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder or checkpoint (expected a folder with config.yaml)")
+    if is_encoder_file(path):
+        from lrreid.models.reid.load import load_encoder
+
+        return pipeline_from_encoder(load_encoder(path), path, fast=fast, device=device, batch_size=batch_size)
     from lrreid.build import load_trained_method
 
     from lrreid.config import config_to_yaml
@@ -81,6 +85,42 @@ def pipeline_from_method(
     )
     if source is not None:
         pipe.source = _source_info(Path(source))
+    return pipe
+
+
+ENCODER_SUFFIXES = (".xml", ".pth", ".pt", ".tar")
+
+
+def is_encoder_file(path: Path) -> bool:
+    """A bare re-ID weight file (an OpenVINO IR, a torchreid state dict), as opposed to a run or its checkpoint.
+
+    A run's checkpoint is a ``.safetensors`` + ``.json`` pair; anything else lrreid can read as a
+    network is taken as a re-ID encoder.
+    """
+    return path.is_file() and path.suffix.lower() in ENCODER_SUFFIXES
+
+
+def pipeline_from_encoder(
+    encoder: torch.nn.Module,
+    source: str | os.PathLike | None = None,
+    *,
+    fast: bool = False,
+    device: str = "auto",
+    batch_size: int = 32,
+) -> LRReIDPipeline:
+    """A pipeline around a bare re-ID encoder (no SR, no predictor): images resized to its input size.
+
+    The encoder's ``input_spec`` decides the size, the normalisation and the distance (cosine:
+    features are L2-normalised, so the index's Euclidean distance ranks as cosine does).
+    """
+    spec = encoder.input_spec
+    precision = Precision.for_inference(device, fast=fast)
+    pipe = LRReIDPipeline(encoder, None, None, scales=(1,), fixed_scale=1, input_size=spec.size, precision=precision,
+                          mean=spec.mean, std=spec.std, normalize_features=spec.distance == "cosine",
+                          batch_size=batch_size)
+    if source is not None:
+        pipe.source = _source_info(Path(source))
+        pipe.source["config_text"] = f"re-ID encoder {type(encoder).__name__} from {Path(source).name}; input {spec.to_dict()}\n"
     return pipe
 
 

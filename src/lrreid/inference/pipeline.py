@@ -533,6 +533,12 @@ class LRReIDPipeline:
         the result is in input order.
         """
         tensors = load_images(images)
+        if self.sr_net is None and self.predictor is None:
+            # no SR (a bare re-ID network): a probe is embedded exactly as a gallery image is
+            self._choose_scales(tensors, scale)  # still refuses a scale this model cannot do
+            with torch.inference_mode():
+                features = self._embed_gallery(tensors, None)
+            return ProbeFeatures(features.clone(), [1] * len(tensors), [t.clone() for t in tensors] if return_sr else None)
         with torch.inference_mode():
             features, chosen, sr_out = self._embed_probes(tensors, scale, return_sr)
         sr_out = None if sr_out is None else [t.clone() for t in sr_out]
@@ -589,6 +595,8 @@ class LRReIDPipeline:
     def _choose_scales(self, tensors: list[torch.Tensor], scale: int | str | None) -> list[int]:
         if scale is None:
             scale = "auto" if self.settings.fixed_scale is None else self.settings.fixed_scale
+        if scale == "auto" and self.predictor is None and self.sr_net is None:
+            scale = 1  # a bare re-ID network: the only choice is no SR
         if scale == "auto":
             if self.predictor is None:
                 raise ConfigError("scale 'auto' needs a scale predictor; this model has none (give a scale)")
@@ -599,6 +607,8 @@ class LRReIDPipeline:
             raise ConfigError(f"scale {scale!r}: expected 'auto' or an integer scale factor") from None
         if self.sr_net is not None:
             self._check_scale_supported(self.sr_net, s)
+        elif s != 1:
+            raise ConfigError(f"scale {s}: this model has no SR network; it embeds probes as they are (scale 1)")
         return [s] * len(tensors)
 
     def feature_dim(self) -> int:

@@ -1,0 +1,65 @@
+"""A re-ID network with no training, on a prepared dataset's own splits: the bar every method must clear.
+
+Every image (probe or gallery) is resized bicubically (PIL, on the uint8 image) to the network's
+input size and embedded once; each split then ranks its gallery for its probes with the network's
+distance (cosine for Intel's files, Euclidean for torchreid's, from the weights' ``input_spec``).
+The report has one row per network: Rank-1/5/10, mAP and mINP as mean ± std over the splits, and
+images per second of the embedding (wall clock, this process, fp32 unless ``fast``).
+
+Example::
+
+    splits = load_prepared_splits("out/caviar")
+    report = evaluate_encoders(["../shared/weights/omz/.../person-reidentification-retail-0277.xml"], splits)
+    report.print()
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lrreid.errors import ProtocolError
+from lrreid.evaluation.metrics import evaluate_features
+from lrreid.methods.base import EvalReport
+
+
+def evaluate_encoders(models: Sequence[str | os.PathLike], splits: Sequence, *, fast: bool = False, device: str = "auto",
+                      batch_size: int = 32, title: str = "no training",
+                      on_model: Callable[[str], None] | None = None) -> EvalReport:
+    """One row per weight file (or encoder name): the zero-shot table over ``splits``."""
+    from lrreid.inference.loading import pipeline_from_encoder
+    from lrreid.models.reid.load import load_encoder
+
+    if not splits:
+        raise ProtocolError("no evaluation splits to evaluate on")
+    report = EvalReport(f"{title}, {len(splits)} split{'s' if len(splits) != 1 else ''}", percent=False)
+    for model in models:
+        if on_model is not None:
+            on_model(str(model))
+        encoder = load_encoder(model)
+        pipe = pipeline_from_encoder(encoder, model, fast=fast, device=device, batch_size=batch_size)
+        paths = sorted({r.path for s in splits for r in (*s.query, *s.gallery)})
+        start = time.perf_counter()
+        feats = pipe.embed_gallery(paths)
+        seconds = time.perf_counter() - start
+        row = {p: i for i, p in enumerate(paths)}
+        metric = encoder.input_spec.distance
+        results = []
+        for split in splits:
+            q = feats[[row[r.path] for r in split.query]]
+            g = feats[[row[r.path] for r in split.gallery]]
+            results.append(evaluate_features(
+                q, g, [r.pid for r in split.query], [r.pid for r in split.gallery],
+                [r.camid for r in split.query], [r.camid for r in split.gallery], metric=metric,
+                max_rank=min(50, len(split.gallery))))
+        metrics = {name: [r.as_dict()[name] for r in results] for name in ("Rank-1", "Rank-5", "Rank-10", "mAP")}
+        report.add(Path(str(model)).stem if os.path.exists(str(model)) else str(model),
+                   {**{k: float(np.mean(v)) for k, v in metrics.items()}, "img/s": len(paths) / max(seconds, 1e-9)},
+                   std={k: float(np.std(v)) for k, v in metrics.items()})
+        report.notes.append(f"{Path(str(model)).name}: {type(encoder).__name__}, {metric} distance, "
+                            f"input {encoder.input_spec.size[0]}x{encoder.input_spec.size[1]} ({encoder.input_spec.source}), "
+                            f"{pipe.precision.mode}, {len(paths)} images in {seconds:.1f} s")
+    return report

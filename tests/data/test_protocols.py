@@ -223,3 +223,50 @@ def test_cross_view_empty_group_is_an_error():
     ds = aerial_ground()
     with pytest.raises(ProtocolError, match="no record has view 'uav' \\(views present: aerial, ground\\)"):
         cross_view_protocol(ds, "uav", "ground")
+
+
+# ------------------------------------------------------------------ MLR-PRID (PRID2011 single-shot)
+
+def prid_like(num_both=20, num_a_only=9, num_b_only=27) -> list[ImageRecord]:
+    """PRID2011 single-shot's shape, scaled down: persons 1..num_both in both cameras, then cam_a-only
+    persons, then cam_b-only persons (one image per person and camera)."""
+    records = [ImageRecord(f"p/cam_a/person_{pid:04d}.png", pid, 0) for pid in range(1, num_both + num_a_only + 1)]
+    records += [ImageRecord(f"p/cam_b/person_{pid:04d}.png", pid, 1)
+                for pid in [*range(1, num_both + 1), *range(num_both + num_a_only + 1, num_both + num_a_only + num_b_only + 1)]]
+    return records
+
+
+def mlr_prid(records, lr_camera=0) -> ReidDataset:
+    factors = mlr_assign_factors(records, seed=0, lr_camera=lr_camera)
+    return ReidDataset("prid2011", [r.with_(scale=f) for r, f in zip(records, factors)])
+
+
+def test_mlr_prid_half_of_the_two_camera_persons_test_the_others_train_one_camera_persons_never_train():
+    splits = lr_single_shot_protocol(mlr_prid(prid_like()), num_splits=3, seed=0)
+    for s in splits:
+        assert len(pids(s.query)) == 10 and all(r.camid == 0 and r.scale > 1 for r in s.query)
+        assert pids(s.train) | pids(s.query) == set(range(1, 21))  # only two-camera persons train
+        assert not pids(s.train) & pids(s.query)
+        assert len(s.gallery) == 10  # no distractors unless asked for
+
+
+def test_mlr_prid_distractors_are_the_hr_camera_only_persons_in_every_split():
+    splits = lr_single_shot_protocol(mlr_prid(prid_like()), num_splits=3, seed=0, distractors=True)
+    b_only = set(range(30, 57))
+    for s in splits:
+        assert all(r.camid == 1 and r.scale == 1 for r in s.gallery)
+        assert pids(s.gallery) == pids(s.query) | b_only  # 10 test persons + 27 cam_b-only distractors
+        assert len(s.gallery) == 37
+        assert not pids(s.train) & b_only and not pids(s.gallery) & set(range(21, 30))  # cam_a-only: nowhere
+
+
+def test_distractors_need_a_camera_that_gives_no_probe():
+    with pytest.raises(ProtocolError, match="distractors.*every camera"):
+        lr_single_shot_protocol(mlr_prid(prid_like(), lr_camera="random"), num_splits=1, distractors=True)
+
+
+def test_mlr_never_down_samples_distractors():
+    records = two_camera(10, per_cam=2) + [ImageRecord(f"g/0000_{cam}_{i}.jpeg", 0, cam) for cam in (2, 5) for i in range(4)]
+    factors = mlr_assign_factors(records, seed=0)
+    assert all(f == 1.0 for r, f in zip(records, factors) if r.pid == 0)
+    assert all(f == 1.0 for r, f in zip(records, mlr_assign_factors(records, lr_camera=2)) if r.pid == 0)

@@ -41,7 +41,7 @@ class DataConfig:
 
     dataset: str = "synthetic"
     root: str | None = None  # dataset folder (relative paths are relative to the working folder)
-    protocol: str = "genuine"  # genuine | lr_single_shot | cross_view | prepared
+    protocol: str = "genuine"  # genuine (GRID: grid) | lr_single_shot | cross_view | grid | prepared
     num_splits: int = 10  # random train/test splits of the protocol
     split_for_training: int = 0  # which split's train part the run trains on
     input_size: tuple[int, int] = (384, 128)  # (height, width) fed to the re-ID model

@@ -8,6 +8,7 @@ A protocol turns a :class:`~lrreid.data.records.ReidDataset` into a list of :cla
 * :func:`lr_single_shot_protocol`: the LR re-ID single-shot setting of MLR-* datasets (PRI 4.1):
   probes = all LR images of the test persons, gallery = one random HR image per test person.
 * :func:`genuine_lr_protocol`: CAVIAR4REID: probes from the far camera, gallery from the near one.
+* :func:`grid_protocol`: GRID: probe folder against gallery folder + the 775 distractors, 125/125 pairs.
 * :func:`cross_view_protocol`: aerial/ground view groups (DetReIDX, synthetic_video).
 * :func:`mlr_assign_factors`: the MLR construction rule (which images become LR, by which factor);
   ``lrreid prepare`` writes the down-sampled copy.
@@ -311,6 +312,86 @@ def genuine_lr_protocol(dataset: ReidDataset | Sequence[Record], *, lr_camid: in
                 gallery += [hr[p][i] for i in sorted(rng.choice(len(hr[p]), size=take, replace=False))]
         splits.append(EvalSplit(f"split{s}", train, query, gallery))
     return splits
+
+
+# --------------------------------------------------------------------------- GRID
+
+
+def grid_protocol(dataset: ReidDataset | Sequence[Record], *, num_splits: int = 10, seed: int = 0,
+                  num_test_ids: int | None = None, use_official_split: bool | None = None,
+                  distractors: bool = True, probe_view: str = "probe", gallery_view: str = "gallery") -> list[EvalSplit]:
+    """GRID (Loy et al. 2009): the 250 probe/gallery pairs split 125/125, every distractor in every gallery.
+
+    A pair is a person with an image in the probe folder and one in the gallery folder (records'
+    ``view``, set by the ``grid`` loader).  Splits: the official partitions of
+    ``features_and_partitions.mat`` (the dataset's ``official_train_ids``; ``use_official_split=None``
+    = when there are any), the first ``num_splits`` of them; otherwise ``num_splits`` seeded random
+    splits of ``num_test_ids`` test persons (default half, 125), each split's notes saying which.
+    Train = both images of the training persons; query = the probe-folder images of the test
+    persons; gallery = their gallery-folder images plus all distractors (pid 0; ``distractors=False``
+    leaves them out).  Persons without a pair are left out with a warning and a note.
+
+    >>> splits = grid_protocol(build_dataset("grid", "data/underground_reid"))
+    >>> len(splits), len(splits[0].query), len(splits[0].gallery)
+    (10, 125, 900)
+    """
+    _check_num_splits(num_splits)
+    name, records = _records(dataset)
+    what = f"{name} GRID protocol"
+    for view in (probe_view, gallery_view):
+        if not any(r.view == view for r in records):
+            raise ProtocolError(f"{what}: no record has view {view!r} (the folder it came from; load GRID with the "
+                                f"'grid' loader)")
+    groups = _by_pid(r for r in records if r.pid > 0)
+    probes = {p: [r for r in g if r.view == probe_view] for p, g in groups.items()}
+    gallery_of = {p: [r for r in g if r.view == gallery_view] for p, g in groups.items()}
+    pairs = sorted(p for p in groups if probes[p] and gallery_of[p])
+    if not pairs:
+        raise ProtocolError(f"{what}: no person has both a {probe_view!r} and a {gallery_view!r} image")
+    unpaired = len(groups) - len(pairs)
+    notes = []
+    if unpaired:
+        log.warning("%s: %d person%s without a %s/%s pair left out", what, unpaired, "" if unpaired == 1 else "s",
+                    probe_view, gallery_view)
+        notes.append(f"{unpaired} persons left out (no {probe_view}/{gallery_view} pair)")
+    pool = [r for r in records if r.pid == 0] if distractors else []
+    official = list(getattr(dataset, "official_train_ids", []) or [])
+    use_official = bool(official) if use_official_split is None else bool(use_official_split)
+    if use_official and not official:
+        raise ProtocolError(f"{what}: use_official_split=True but {name} has no official partition "
+                            f"(features_and_partitions.mat)")
+    if use_official and num_splits > len(official):
+        raise ProtocolError(f"{what}: {num_splits} splits asked, the dataset has {len(official)} official partitions")
+
+    splits = []
+    for s in range(num_splits):
+        if use_official:
+            train_set = set(official[s]) & set(pairs)
+            test_ids = [p for p in pairs if p not in train_set]
+            if num_test_ids is not None:
+                test_ids = _split_identities(test_ids, num_test_ids, 0, seed, s, what)[1]
+            source = f"split source: official partition {s} of features_and_partitions.mat"
+        else:
+            train_ids, test_ids = _split_identities(pairs, num_test_ids, None, seed, s, what)
+            train_set = set(train_ids)
+            source = (f"split source: seeded random split {s} (seed {seed}; no official partition, "
+                      f"features_and_partitions.mat not found)")
+        train = [r for r in records if r.pid in train_set]
+        query = [r for p in test_ids for r in probes[p]]
+        gallery = [r for p in test_ids for r in gallery_of[p]] + pool
+        split_notes = [source, f"{len(train_set)} training / {len(test_ids)} test pairs, "
+                               f"{len(pool)} distractors in the gallery", *notes]
+        splits.append(EvalSplit(f"split{s}", train, query, gallery, split_notes))
+    return splits
+
+
+# The protocol `genuine` means for a dataset whose genuine LR setting is not CAVIAR's two cameras.
+_GENUINE_PROTOCOLS = {"grid": grid_protocol}
+
+
+def genuine_protocol_for(dataset_name: str) -> Callable[..., list[EvalSplit]]:
+    """The genuine-LR protocol of a dataset: :func:`grid_protocol` for GRID, else :func:`genuine_lr_protocol`."""
+    return _GENUINE_PROTOCOLS.get(str(dataset_name).lower(), genuine_lr_protocol)
 
 
 # --------------------------------------------------------------------------- cross-view

@@ -156,3 +156,22 @@ def test_imports_of_a_missing_module_or_file(tmp_path):
     with pytest.raises(ConfigError) as exc:
         config_from_dict({"method": "toy", "imports": [str(tmp_path / "gone.py")]})
     assert "not found" in one_line_error(exc)
+
+
+def test_weight_paths_in_a_config_file_are_relative_to_that_file(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "bases").mkdir()
+    write(tmp_path / "bases" / "sr.yaml", {"model": {"sr_weights": "w/carn_m.pth"}})
+    config = write(tmp_path / "configs" / "run.yaml", {
+        "_base_": "../bases/sr.yaml", "method": "pri",
+        "model": {"pretrained": "../shared/weights/mobilenet.pt", "predictor_pretrained": "timm"},
+        "data": {"root": "../shared/data/CAVIAR4REID"}})
+    monkeypatch.chdir(tmp_path / "bases")  # anywhere but the config's folder
+    cfg = load_config(config)
+    assert cfg.model.pretrained == str(tmp_path / "shared" / "weights" / "mobilenet.pt")
+    assert cfg.model.sr_weights == str(tmp_path / "bases" / "w" / "carn_m.pth")  # the base's own folder
+    assert cfg.model.predictor_pretrained == "timm"  # a word, not a file
+    assert cfg.data.root == "../shared/data/CAVIAR4REID"  # data paths stay relative to the working folder
+    # a value typed on the command line is the user's, relative to where they are
+    assert load_config(config, ["model.pretrained=mine.pt"]).model.pretrained == "mine.pt"
+    assert load_config(config, ["model.pretrained=/abs/w.pt"]).model.pretrained == "/abs/w.pt"

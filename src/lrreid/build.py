@@ -33,6 +33,7 @@ PROTOCOLS = {
     "lr_single_shot": "lr_single_shot_protocol",
     "single_shot": "lr_single_shot_protocol",
     "cross_view": "cross_view_protocol",
+    "grid": "grid_protocol",
 }
 
 
@@ -52,7 +53,10 @@ def build_splits(cfg: RunConfig) -> list:
         from lrreid.data.datasets import build_dataset
 
         dataset = build_dataset(data.dataset, data.root, **data.dataset_args)
-        protocol = getattr(protocols, PROTOCOLS[data.protocol])
+        if data.protocol == "genuine":  # GRID's genuine LR setting is its own protocol
+            protocol = protocols.genuine_protocol_for(data.dataset)
+        else:
+            protocol = getattr(protocols, PROTOCOLS[data.protocol])
         try:
             splits = protocol(dataset, num_splits=data.num_splits, seed=cfg.seed, **data.protocol_args)
         except TypeError as exc:

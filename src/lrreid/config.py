@@ -12,6 +12,12 @@ plus the method's own sections (``model``, ``loss``, ...), validated by the data
     model: {...}                  # checked by the method's config_class
 
 ``load_config("configs/pri_caviar.yaml", ["train.batch_size=8"])`` returns a :class:`RunConfig`.
+
+Paths: a weight file named in a config file (a field declared with :func:`weights_path`, e.g.
+``model.pretrained: ../../shared/weights/x.pt``) is relative to the folder of the file that names it,
+so a config works from any working folder; the loaded config holds it as an absolute path.  Words
+such as ``timm`` / ``same`` and values given as command-line overrides are kept as written.  Data
+and output folders (``data.root``, ``train.output_dir``) stay relative to the working folder.
 Every problem (unknown key, wrong type, missing file, bad override) raises a one-line
 :class:`~lrreid.errors.ConfigError` that names the key and what was expected.
 """
@@ -41,7 +47,7 @@ class DataConfig:
 
     dataset: str = "synthetic"
     root: str | None = None  # dataset folder (relative paths are relative to the working folder)
-    protocol: str = "genuine"  # genuine | lr_single_shot | cross_view | prepared
+    protocol: str = "genuine"  # genuine (GRID: grid) | lr_single_shot | cross_view | grid | prepared
     num_splits: int = 10  # random train/test splits of the protocol
     split_for_training: int = 0  # which split's train part the run trains on
     input_size: tuple[int, int] = (384, 128)  # (height, width) fed to the re-ID model
@@ -126,6 +132,15 @@ class RunConfig:
         return out
 
 
+# Values of a weight field that are not files: timm's own weights, "as F's", a hub name.
+WEIGHT_WORDS = ("timm", "hub", "same")
+
+
+def weights_path(default: str | None = None):
+    """A config field holding a weight file (or a word of :data:`WEIGHT_WORDS`); relative to the config file."""
+    return field(default=default, metadata={"weights_path": True})
+
+
 # ------------------------------------------------------------------------------------------------
 def load_config(source: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML file (or a dict), apply ``_base_`` inheritance and dotted overrides, validate.
@@ -141,6 +156,9 @@ def load_config(source: str | os.PathLike | dict, overrides: Sequence[str] = ())
     else:
         path = Path(source)
         raw = _read_yaml_with_bases(path, [])
+        keys = _weight_path_keys(raw)
+        if keys:  # read again, each file's weight paths made absolute against that file's folder
+            raw = _read_yaml_with_bases(path, [], keys)
         origin = str(path)
     for item in overrides:
         apply_override(raw, item)
@@ -263,16 +281,40 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _read_yaml_with_bases(path: Path, chain: list[Path]) -> dict:
+def _read_yaml_with_bases(path: Path, chain: list[Path], weight_keys: Sequence[str] = ()) -> dict:
     resolved = path.resolve()
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in [*chain, resolved])
         raise ConfigError(f"_base_ inheritance loops: {cycle}")
     data = _read_yaml(path)
-    return _resolve_bases(data, path.parent, [*chain, resolved])
+    for key in weight_keys:
+        section, _, name = key.partition(".")
+        value = data.get(section, {}).get(name) if isinstance(data.get(section), dict) else None
+        if isinstance(value, str) and value and value not in WEIGHT_WORDS and ":" not in value:
+            value = os.path.expanduser(value)
+            data[section][name] = value if os.path.isabs(value) else os.path.normpath(path.parent.absolute() / value)
+    return _resolve_bases(data, path.parent, [*chain, resolved], weight_keys)
 
 
-def _resolve_bases(data: dict, folder: Path, chain: list[Path]) -> dict:
+def _weight_path_keys(raw: dict) -> list[str]:
+    """``section.field`` of every weight field of the config's method (none when the method is unknown yet)."""
+    try:
+        import_plugins(_convert(raw.get("imports") or [], list[str], "imports"))
+        from lrreid.methods import METHODS
+
+        config_class = getattr(METHODS.get(str(raw.get("method"))), "config_class", None)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return []  # config_from_dict reports the problem
+    if config_class is None:
+        return []
+    keys = []
+    for section, tp in typing.get_type_hints(config_class).items():
+        if dataclasses.is_dataclass(tp):
+            keys += [f"{section}.{f.name}" for f in dataclasses.fields(tp) if f.metadata.get("weights_path")]
+    return keys
+
+
+def _resolve_bases(data: dict, folder: Path, chain: list[Path], weight_keys: Sequence[str] = ()) -> dict:
     bases = data.pop("_base_", None)
     if bases is None:
         return data
@@ -282,7 +324,7 @@ def _resolve_bases(data: dict, folder: Path, chain: list[Path]) -> dict:
         raise ConfigError(f"_base_ must be a file name or a list of file names, got {bases!r}")
     merged: dict = {}
     for base in bases:
-        merged = _deep_merge(merged, _read_yaml_with_bases(folder / base, chain))
+        merged = _deep_merge(merged, _read_yaml_with_bases(folder / base, chain, weight_keys))
     return _deep_merge(merged, data)
 
 

@@ -73,3 +73,21 @@ def test_prepare_real_viper_and_caviar(shared, tmp_path, capsys):
     assert cli("prepare", "caviar", str(caviar), str(tmp_path / "caviar"), "--protocol", "genuine", "-q") == 0
     split = load_prepared_splits(tmp_path / "caviar")[0]
     assert (len({r.pid for r in split.query}), len(split.gallery)) == (25, 25)
+
+
+def test_prepare_prid2011_defaults_to_mlr_prid_and_says_what_it_did(tmp_path, capsys):
+    single = tmp_path / "prid_2011" / "single_shot"
+    rng = np.random.default_rng(0)
+    for cam, persons in (("cam_a", range(1, 9)), ("cam_b", [*range(1, 7), *range(9, 14)])):  # 6 in both, 5 cam_b-only
+        (single / cam).mkdir(parents=True)
+        for pid in persons:
+            Image.fromarray(rng.integers(0, 256, (16, 8, 3), dtype=np.uint8)).save(single / cam / f"person_{pid:04d}.png")
+    out = tmp_path / "mlr-prid"
+    assert cli("prepare", "prid2011", str(tmp_path / "prid_2011"), str(out), "--splits", "2", "-q") == 0
+    text = capsys.readouterr().out
+    assert "gallery distractors: 5 images" in text and "2 persons left out" in text
+    split = load_prepared_splits(out)[0]
+    assert {r.camid for r in split.query} == {0} and len(split.gallery) == 3 + 5
+    assert cli("prepare", "prid2011", str(tmp_path / "prid_2011"), str(tmp_path / "plain"), "--splits", "1", "-q",
+               "--lr-camera", "random", "--no-distractors") == 0
+    assert len(load_prepared_splits(tmp_path / "plain")[0].gallery) == 3

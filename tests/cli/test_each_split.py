@@ -253,3 +253,11 @@ def test_a_model_is_one_sub_run_not_the_whole_folder(trained):
     with pytest.raises(CheckpointError, match="one-model-per-split run .*split0"):
         load_run(run)
     assert load_run(run / "split1") is not None
+
+
+
+def test_each_split_run_that_fails_to_start_leaves_no_config_yaml(tmp_path):
+    run = tmp_path / "run"
+    # fp16 on a CPU is refused when the trainer is built, after the splits and the method
+    assert cli("train", str(toy_yaml(tmp_path, run)), "--each-split", "train.precision=fp16") == 2
+    assert not list(run.rglob("config.yaml")) if run.exists() else True

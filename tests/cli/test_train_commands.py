@@ -100,3 +100,15 @@ def test_console_entry_point_exit_status(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: config file '{tmp_path / 'nope.yaml'}' not found"]
+
+
+def test_a_run_that_fails_to_start_leaves_no_config_yaml(tmp_path, capsys):
+    run = tmp_path / "run"
+    cfg = toy_yaml(tmp_path, run)
+    assert cli("train", str(cfg), "data.dataset=no_such_dataset") == 2  # fails while building the splits
+    assert not (run / "config.yaml").exists()
+    assert cli("train", str(cfg), "data.protocol_args={bad_option: 1}") == 2
+    assert not (run / "config.yaml").exists()
+    assert cli("train", str(cfg), "train.precision=fp16", "train.device=cpu") == 2  # refused by the trainer
+    assert not (run / "config.yaml").exists()
+    assert cli("train", str(cfg), "schedule.joint_epochs=0") == 0 and (run / "config.yaml").is_file()

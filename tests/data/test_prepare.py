@@ -179,3 +179,76 @@ def test_genuine_caviar_real(shared, tmp_path):
     for s in load_prepared_splits(tmp_path / "caviar"):
         assert len({r.pid for r in s.query}) == 25 and len(s.gallery) == 25 and len({r.pid for r in s.train}) == 25
         assert {r.camid for r in s.query} == {1} and {r.camid for r in s.gallery} == {0}
+
+
+# ------------------------------------------------------------------ PRID2011 and GRID: the literature's protocols
+
+def write_image(path, size=(8, 16), seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+
+
+def make_prid(root, num_both=8, num_a_only=3, num_b_only=11):
+    """PRID2011's single_shot layout, scaled down: persons 1..num_both in both cameras, then
+    cam_a-only persons, then cam_b-only persons (the real one: 200, 185, 549)."""
+    single = root / "prid_2011" / "single_shot"
+    for pid in range(1, num_both + num_a_only + 1):
+        write_image(single / "cam_a" / f"person_{pid:04d}.png", seed=pid)
+    for pid in [*range(1, num_both + 1), *range(num_both + num_a_only + 1, num_both + num_a_only + num_b_only + 1)]:
+        write_image(single / "cam_b" / f"person_{pid:04d}.png", seed=1000 + pid)
+    return root
+
+
+def test_prid2011_mlr_default_is_the_literature_protocol(tmp_path):
+    out = tmp_path / "mlr-prid"
+    result = prepare_dataset("prid2011", make_prid(tmp_path / "src"), out, num_splits=3, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["lr_camera"] == 0 and manifest["distractors"] is True
+    b_only = set(range(12, 23))
+    for s in load_prepared_splits(out):
+        assert len({r.pid for r in s.query}) == 4 and {r.camid for r in s.query} == {0}  # cam_a, down-sampled
+        assert all(r.scale in (2.0, 3.0, 4.0) for r in s.query)
+        assert {r.pid for r in s.gallery} == {r.pid for r in s.query} | b_only  # + every cam_b-only person
+        assert {r.camid for r in s.gallery} == {1} and len(s.gallery) == 4 + 11
+        assert {r.pid for r in s.train} | {r.pid for r in s.query} == set(range(1, 9))  # 4 train, no one-camera person
+        assert len({r.pid for r in s.train}) == 4
+    assert any("distractors" in n for n in result.notes) and "left out" in result.summary()
+
+
+def test_prid2011_protocol_options_random_camera_without_distractors(tmp_path):
+    src = make_prid(tmp_path / "src")
+    prepare_dataset("prid2011", src, tmp_path / "a", num_splits=1, progress=False, lr_camera="random", distractors=False)
+    s = load_prepared_splits(tmp_path / "a")[0]
+    assert len(s.gallery) == 4 and {r.camid for r in s.query} == {0, 1}
+    with pytest.raises(ConfigError, match="distractors"):
+        prepare_dataset("caviar", src, tmp_path / "b", protocol="genuine", distractors=True, progress=False)
+
+
+def make_grid(root, num_pairs=10, num_distractors=7):
+    base = root / "underground_reid"
+    for pid in range(1, num_pairs + 1):
+        write_image(base / "probe" / f"{pid:04d}_{pid % 8 + 1}_1_1_1_1.jpeg", size=(10, 24), seed=pid)
+        write_image(base / "gallery" / f"{pid:04d}_{(pid + 3) % 8 + 1}_1_1_1_1.jpeg", size=(8, 20), seed=100 + pid)
+    for i in range(num_distractors):
+        write_image(base / "gallery" / f"0000_{i % 8 + 1}_{i}_1_1_1.jpeg", size=(8, 20), seed=200 + i)
+    return root
+
+
+def test_grid_genuine_is_the_grid_protocol_with_every_distractor(tmp_path):
+    result = prepare_dataset("grid", make_grid(tmp_path / "src"), tmp_path / "grid", protocol="genuine", progress=False)
+    splits = load_prepared_splits(tmp_path / "grid")
+    assert len(splits) == 10 and result.num_lr == 0
+    for s in splits:
+        assert len(s.query) == 5 and all("/probe/" in r.path for r in s.query)
+        assert len(s.gallery) == 5 + 7 and sum(r.pid == 0 for r in s.gallery) == 7
+        assert len({r.pid for r in s.train}) == 5
+    assert "features_and_partitions.mat not found" in result.summary()
+    assert splits[0].notes == result.notes
+
+
+def test_grid_mlr_keeps_distractors_full_size_and_in_the_gallery(tmp_path):
+    prepare_dataset("grid", make_grid(tmp_path / "src"), tmp_path / "mlr-grid", num_splits=2, progress=False)
+    ds = build_dataset("prepared", tmp_path / "mlr-grid")
+    assert all(r.scale == 1.0 for r in ds.records if r.pid == 0)
+    for s in load_prepared_splits(tmp_path / "mlr-grid"):
+        assert sum(r.pid == 0 for r in s.gallery) == 7 and 0 not in {r.pid for r in s.train}

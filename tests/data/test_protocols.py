@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from lrreid.data.protocols import (
-    EvalSplit, cross_view_protocol, genuine_lr_protocol, lr_single_shot_protocol, mlr_assign_factors,
+    EvalSplit, cross_view_protocol, genuine_lr_protocol, grid_protocol, lr_single_shot_protocol, mlr_assign_factors,
 )
 from lrreid.data.records import ImageRecord, ReidDataset
 from lrreid.errors import ProtocolError
@@ -223,3 +223,101 @@ def test_cross_view_empty_group_is_an_error():
     ds = aerial_ground()
     with pytest.raises(ProtocolError, match="no record has view 'uav' \\(views present: aerial, ground\\)"):
         cross_view_protocol(ds, "uav", "ground")
+
+
+# ------------------------------------------------------------------ MLR-PRID (PRID2011 single-shot)
+
+def prid_like(num_both=20, num_a_only=9, num_b_only=27) -> list[ImageRecord]:
+    """PRID2011 single-shot's shape, scaled down: persons 1..num_both in both cameras, then cam_a-only
+    persons, then cam_b-only persons (one image per person and camera)."""
+    records = [ImageRecord(f"p/cam_a/person_{pid:04d}.png", pid, 0) for pid in range(1, num_both + num_a_only + 1)]
+    records += [ImageRecord(f"p/cam_b/person_{pid:04d}.png", pid, 1)
+                for pid in [*range(1, num_both + 1), *range(num_both + num_a_only + 1, num_both + num_a_only + num_b_only + 1)]]
+    return records
+
+
+def mlr_prid(records, lr_camera=0) -> ReidDataset:
+    factors = mlr_assign_factors(records, seed=0, lr_camera=lr_camera)
+    return ReidDataset("prid2011", [r.with_(scale=f) for r, f in zip(records, factors)])
+
+
+def test_mlr_prid_half_of_the_two_camera_persons_test_the_others_train_one_camera_persons_never_train():
+    splits = lr_single_shot_protocol(mlr_prid(prid_like()), num_splits=3, seed=0)
+    for s in splits:
+        assert len(pids(s.query)) == 10 and all(r.camid == 0 and r.scale > 1 for r in s.query)
+        assert pids(s.train) | pids(s.query) == set(range(1, 21))  # only two-camera persons train
+        assert not pids(s.train) & pids(s.query)
+        assert len(s.gallery) == 10  # no distractors unless asked for
+
+
+def test_mlr_prid_distractors_are_the_hr_camera_only_persons_in_every_split():
+    splits = lr_single_shot_protocol(mlr_prid(prid_like()), num_splits=3, seed=0, distractors=True)
+    b_only = set(range(30, 57))
+    for s in splits:
+        assert all(r.camid == 1 and r.scale == 1 for r in s.gallery)
+        assert pids(s.gallery) == pids(s.query) | b_only  # 10 test persons + 27 cam_b-only distractors
+        assert len(s.gallery) == 37
+        assert not pids(s.train) & b_only and not pids(s.gallery) & set(range(21, 30))  # cam_a-only: nowhere
+
+
+def test_distractors_need_a_camera_that_gives_no_probe():
+    with pytest.raises(ProtocolError, match="distractors.*every camera"):
+        lr_single_shot_protocol(mlr_prid(prid_like(), lr_camera="random"), num_splits=1, distractors=True)
+
+
+def test_mlr_never_down_samples_distractors():
+    records = two_camera(10, per_cam=2) + [ImageRecord(f"g/0000_{cam}_{i}.jpeg", 0, cam) for cam in (2, 5) for i in range(4)]
+    factors = mlr_assign_factors(records, seed=0)
+    assert all(f == 1.0 for r, f in zip(records, factors) if r.pid == 0)
+    assert all(f == 1.0 for r, f in zip(records, mlr_assign_factors(records, lr_camera=2)) if r.pid == 0)
+
+
+# ------------------------------------------------------------------ GRID
+
+def grid_like(num_pairs=20, num_distractors=31, official=None) -> ReidDataset:
+    """GRID's shape, scaled down: one probe-folder and one gallery-folder image per person, cameras
+    1..8 mixed, and pid-0 distractors in the gallery folder only."""
+    records = []
+    for pid in range(1, num_pairs + 1):
+        records.append(ImageRecord(f"u/probe/{pid:04d}_{pid % 8 + 1}.jpeg", pid, pid % 8, view="probe"))
+        records.append(ImageRecord(f"u/gallery/{pid:04d}_{(pid + 3) % 8 + 1}.jpeg", pid, (pid + 3) % 8, view="gallery"))
+    records += [ImageRecord(f"u/gallery/0000_{i % 8 + 1}_{i}.jpeg", 0, i % 8, view="gallery") for i in range(num_distractors)]
+    return ReidDataset("grid", records, official_train_ids=official or [])
+
+
+def test_grid_random_splits_half_the_pairs_probe_folder_probes_every_distractor_in_every_gallery():
+    splits = grid_protocol(grid_like(), num_splits=10, seed=0)
+    assert len(splits) == 10 and len({tuple(sorted(pids(s.query))) for s in splits}) > 1
+    for s in splits:
+        assert len(pids(s.train)) == 10 and len(s.query) == 10 and not pids(s.train) & pids(s.query)
+        assert all(r.view == "probe" for r in s.query)
+        assert all(r.view == "gallery" for r in s.gallery)
+        assert pids(s.gallery) == pids(s.query) | {0} and sum(r.pid == 0 for r in s.gallery) == 31
+        assert 0 not in pids(s.train) and len(s.train) == 20  # both folders of the training persons
+        assert any("random" in n and "features_and_partitions.mat" in n for n in s.notes)
+    assert grid_protocol(grid_like(), num_splits=2, seed=0)[1].query == splits[1].query  # seeded
+
+
+def test_grid_official_partitions_are_the_splits():
+    official = [tuple(range(1, 11)), tuple(range(11, 21))]
+    splits = grid_protocol(grid_like(official=official), num_splits=2)
+    assert pids(splits[0].train) == set(range(1, 11)) and pids(splits[0].query) == set(range(11, 21))
+    assert pids(splits[1].train) == set(range(11, 21))
+    assert any("official partition" in n for n in splits[0].notes)
+    with pytest.raises(ProtocolError, match="3 splits.*2 official"):
+        grid_protocol(grid_like(official=official), num_splits=3)
+
+
+def test_grid_persons_without_a_pair_are_said_loudly(caplog):
+    ds = grid_like()
+    ds.records = [r for r in ds.records if not (r.pid == 5 and r.view == "gallery")]
+    with caplog.at_level(logging.WARNING, logger="lrreid"):
+        splits = grid_protocol(ds, num_splits=1)
+    assert "1 person" in caplog.text and 5 not in pids(splits[0].train) | pids(splits[0].query)
+    assert any("left out" in n for n in splits[0].notes)
+
+
+def test_grid_without_folder_views_is_an_error():
+    ds = ReidDataset("grid", [r.with_(view=None) for r in grid_like().records])
+    with pytest.raises(ProtocolError, match="view 'probe'"):
+        grid_protocol(ds, num_splits=1)

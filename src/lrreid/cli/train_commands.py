@@ -76,11 +76,11 @@ def train(
         run_dir = Path(cfg.train.output_dir)
         if not cfg.train.resume:  # before anything is written into another run's folder
             refuse_existing_run(run_dir)
-        if info.is_main:
-            save_run_config(cfg, run_dir)
         splits = build_splits(cfg)
         method = build_method(cfg, splits)
         trainer = build_trainer(cfg, method, splits, dist_info=info)
+        if info.is_main:  # only once everything was built: a run that fails to start leaves nothing
+            save_run_config(cfg, run_dir)
         trainer.train(resume=cfg.train.resume)
         if info.is_main:
             typer.echo(f"trained {cfg.method} -> {run_dir / 'checkpoints'}")

@@ -1,12 +1,17 @@
 """``lrreid prepare``: write a protocol's dataset copy once (e.g. MLR-VIPeR), with its splits, atomically.
 
-* ``protocol="mlr"`` (MLR-VIPeR, MLR-CUHK03, MLR-Market1501, MLR-DukeMTMC-reID): the images that
-  :func:`~lrreid.data.protocols.mlr_assign_factors` makes LR are down-sampled with
+* ``protocol="mlr"`` (MLR-VIPeR, MLR-CUHK03, MLR-Market1501, MLR-DukeMTMC-reID, MLR-PRID): the
+  images that :func:`~lrreid.data.protocols.mlr_assign_factors` makes LR are down-sampled with
   :func:`~lrreid.data.degradations.bicubic_downsample` and stored at their small size as PNG (no
   second lossy encoding); the other images are hard-linked (or copied) unchanged.  Splits: the
   single-shot LR protocol (:func:`~lrreid.data.protocols.lr_single_shot_protocol`).
-* ``protocol="genuine"`` (CAVIAR4REID): no image changes (all linked or copied); splits of
-  :func:`~lrreid.data.protocols.genuine_lr_protocol`.
+* ``protocol="genuine"`` (CAVIAR4REID, GRID): no image changes (all linked or copied); splits of
+  :func:`~lrreid.data.protocols.genuine_lr_protocol` (GRID: :func:`~lrreid.data.protocols.grid_protocol`).
+
+Where a dataset's protocol is defined in the literature differently from the general rule, the
+options left unset (``lr_camera``, ``distractors``) take the literature's values
+(:data:`LITERATURE_DEFAULTS`): MLR-PRID makes cam_a LR and puts the cam_b-only persons in the
+gallery; GRID keeps its 775 distractors in every gallery.  docs/protocols.md lists them.
 
 The output folder is built in a hidden temporary sibling and renamed into place when complete
 (``manifest.json`` is its last file), so an interrupted run leaves nothing that loads as a
@@ -33,7 +38,7 @@ from lrreid.data.datasets.prepared import (
 )
 from lrreid.data.degradations import bicubic_downsample
 from lrreid.data.imageio import BadImagePolicy, image_size, read_image
-from lrreid.data.protocols import MLR_FACTORS, genuine_lr_protocol, lr_single_shot_protocol, mlr_assign_factors
+from lrreid.data.protocols import MLR_FACTORS, genuine_protocol_for, lr_single_shot_protocol, mlr_assign_factors
 from lrreid.data.records import Record, ReidDataset, TrackletRecord
 from lrreid.errors import ConfigError, DatasetLayoutError, ImageReadError
 from lrreid.utils.atomic import atomic_dir, atomic_write_json
@@ -42,6 +47,16 @@ from lrreid.utils.logging import get_logger
 log = get_logger("data.prepare")
 
 PROTOCOLS = ("mlr", "genuine")
+
+# (dataset, protocol) -> the literature's values of the options a caller leaves unset (None).
+LITERATURE_DEFAULTS: dict[tuple[str, str], dict] = {
+    # MLR-PRID (Jiao et al. 2018 and the LR re-ID papers after it): cam_a down-sampled, the 549
+    # cam_b-only persons as gallery distractors, 100 of the 200 two-camera persons tested.
+    ("prid2011", "mlr"): {"lr_camera": 0, "distractors": True},
+    ("grid", "mlr"): {"distractors": True},  # the 775 pid-0 gallery images stay distractors
+    ("grid", "genuine"): {"distractors": True},
+}
+OPTION_FALLBACKS = {"lr_camera": "random", "distractors": False}  # elsewhere
 
 
 @dataclass
@@ -54,18 +69,20 @@ class PrepareResult:
     num_lr: int = 0
     num_splits: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the first split's protocol notes
 
     def summary(self) -> str:
         if self.already:
             return f"{self.out}: already prepared (same dataset and parameters), nothing to do"
         skipped = sum(self.skipped.values())
         extra = f", {skipped} skipped ({', '.join(f'{k} {v}' for k, v in sorted(self.skipped.items()))})" if skipped else ""
+        notes = "".join(f"\n  {note}" for note in self.notes)
         return (f"{self.out}: {self.num_records} records ({self.num_lr} down-sampled), "
-                f"{self.num_splits} evaluation splits{extra}")
+                f"{self.num_splits} evaluation splits{extra}{notes}")
 
 
 def _parameters(dataset: str, root: str | os.PathLike, protocol: str, factors: Sequence[float], seed: int,
-                num_splits: int, protocol_args: dict, lr_camera: str | int = "random") -> dict:
+                num_splits: int, protocol_args: dict, lr_camera: str | int = "random", distractors: bool = False) -> dict:
     """The parameters that make two prepared copies the same (stored in, and compared with, the manifest)."""
     return {
         "dataset": dataset.lower(),
@@ -73,6 +90,7 @@ def _parameters(dataset: str, root: str | os.PathLike, protocol: str, factors: S
         "protocol": protocol,
         "factors": [float(f) for f in factors] if protocol == "mlr" else None,
         "lr_camera": lr_camera if protocol == "mlr" else None,
+        "distractors": bool(distractors),
         "seed": int(seed),
         "num_splits": int(num_splits),
         "protocol_args": dict(protocol_args),
@@ -80,8 +98,8 @@ def _parameters(dataset: str, root: str | os.PathLike, protocol: str, factors: S
 
 
 def _differences(manifest: dict, params: dict) -> list[str]:
-    # A manifest written before "lr_camera" existed used the random rule.
-    defaults = {"lr_camera": "random" if manifest.get("protocol") == "mlr" else None}
+    # A manifest written before "lr_camera" / "distractors" existed used the random rule, no distractors.
+    defaults = {"lr_camera": "random" if manifest.get("protocol") == "mlr" else None, "distractors": False}
     return [f"{key}={manifest.get(key, defaults.get(key))!r} there, {value!r} asked" for key, value in params.items()
             if manifest.get(key, defaults.get(key)) != value]
 
@@ -145,11 +163,13 @@ def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.
                     factors: Sequence[float] = MLR_FACTORS, seed: int = 0, num_splits: int = 10,
                     protocol_args: dict | None = None, link: bool = True, bad_images: str = "raise",
                     progress: bool = True, dataset_args: dict | None = None,
-                    lr_camera: str | int = "random") -> PrepareResult:
+                    lr_camera: str | int | None = None, distractors: bool | None = None) -> PrepareResult:
     """Write the ``protocol`` copy of ``dataset`` (loaded from ``root``) to ``out``; see the module docstring.
 
-    ``lr_camera`` (MLR only): ``"random"`` = one random camera per person becomes LR (the default
+    ``lr_camera`` (MLR only): ``"random"`` = one random camera per person becomes LR (the general
     rule), a camera id = that camera for everybody; see :func:`~lrreid.data.protocols.mlr_assign_factors`.
+    ``distractors``: add the gallery distractors of the split protocol.  Both default (None) to
+    the dataset's literature protocol (:data:`LITERATURE_DEFAULTS`), else ``"random"`` / False.
     ``protocol_args`` go to the split protocol (e.g. ``{"num_test_ids": 100}``); ``bad_images="skip"``
     leaves out (and counts) records whose images cannot be read; ``link=False`` copies HR files
     instead of hard-linking them.
@@ -160,15 +180,28 @@ def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.
     if protocol not in PROTOCOLS:
         raise ConfigError(f"prepare protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     protocol_args = dict(protocol_args or {})
+    literature = LITERATURE_DEFAULTS.get((dataset.lower(), protocol), {})
+    if lr_camera is None:
+        lr_camera = literature.get("lr_camera", OPTION_FALLBACKS["lr_camera"])
+    if distractors is None:
+        distractors = literature.get("distractors", OPTION_FALLBACKS["distractors"])
     if isinstance(lr_camera, bool) or not (lr_camera == "random" or isinstance(lr_camera, int)):
         raise ConfigError(f"lr_camera {lr_camera!r}: expected 'random' or a camera id")
-    split_protocol = lr_single_shot_protocol if protocol == "mlr" else genuine_lr_protocol
+    split_protocol = lr_single_shot_protocol if protocol == "mlr" else genuine_protocol_for(dataset)
+    takes_distractors = "distractors" in inspect.signature(split_protocol).parameters
+    if "distractors" in protocol_args:
+        raise ConfigError("protocol_args: give distractors as the distractors option (--distractors/--no-distractors)")
+    if distractors and not takes_distractors:
+        raise ConfigError(f"distractors: the {protocol!r} splits of {dataset} have no distractors (use --no-distractors)")
+    if takes_distractors:
+        protocol_args["distractors"] = bool(distractors)
     try:  # check the protocol's options before any image is written
         inspect.signature(split_protocol).bind(None, num_splits=num_splits, seed=seed, **protocol_args)
     except TypeError as exc:
         raise ConfigError(f"protocol_args {protocol_args}: {exc} (for the {protocol!r} splits)") from None
     out = Path(os.path.abspath(out))
-    params = _parameters(dataset, root, protocol, factors, seed, num_splits, protocol_args, lr_camera)
+    stored_args = {k: v for k, v in protocol_args.items() if k != "distractors"}  # stored on its own
+    params = _parameters(dataset, root, protocol, factors, seed, num_splits, stored_args, lr_camera, distractors)
     if _existing(out, params):
         return PrepareResult(out, already=True)
 
@@ -210,7 +243,8 @@ def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.
                 entry.update({"frames": paths} if isinstance(record, TrackletRecord) else {"path": paths[0]})
                 entries.append(entry)
             policy.log_summary()
-            splits = split_protocol(ReidDataset(source.name, kept), num_splits=num_splits, seed=seed, **protocol_args)
+            splits = split_protocol(ReidDataset(source.name, kept, official_train_ids=source.official_train_ids),
+                                    num_splits=num_splits, seed=seed, **protocol_args)
             index = {id(r): i for i, r in enumerate(kept)}
             skipped = dict(source.skipped)
             for reason, count in policy.skipped.items():
@@ -219,7 +253,8 @@ def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.
                 "format": FORMAT, "format_version": FORMAT_VERSION, "lrreid_version": __version__,
                 **params, "source_folder": base, "skipped": skipped, "records": entries,
                 "splits": [{"name": s.name, **{part: [index[id(r)] for r in getattr(s, part)]
-                                               for part in ("train", "query", "gallery")}} for s in splits],
+                                               for part in ("train", "query", "gallery")}, "notes": list(s.notes)}
+                           for s in splits],
             }
             atomic_write_json(tmp / MANIFEST, manifest)  # last: a folder without it is incomplete
     except OSError:
@@ -228,4 +263,4 @@ def prepare_dataset(dataset: str, root: str | os.PathLike | None, out: str | os.
             return PrepareResult(out, already=True)
         raise
     return PrepareResult(out, already=False, num_records=len(entries), num_lr=num_lr, num_splits=len(splits),
-                         skipped=skipped)
+                         skipped=skipped, notes=list(splits[0].notes))

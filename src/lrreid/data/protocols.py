@@ -8,6 +8,7 @@ A protocol turns a :class:`~lrreid.data.records.ReidDataset` into a list of :cla
 * :func:`lr_single_shot_protocol`: the LR re-ID single-shot setting of MLR-* datasets (PRI 4.1):
   probes = all LR images of the test persons, gallery = one random HR image per test person.
 * :func:`genuine_lr_protocol`: CAVIAR4REID: probes from the far camera, gallery from the near one.
+* :func:`grid_protocol`: GRID: probe folder against gallery folder + the 775 distractors, 125/125 pairs.
 * :func:`cross_view_protocol`: aerial/ground view groups (DetReIDX, synthetic_video).
 * :func:`mlr_assign_factors`: the MLR construction rule (which images become LR, by which factor);
   ``lrreid prepare`` writes the down-sampled copy.
@@ -19,7 +20,7 @@ docs/protocols.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -44,6 +45,7 @@ class EvalSplit:
     train: list[Record]
     query: list[Record]
     gallery: list[Record]
+    notes: list[str] = field(default_factory=list)  # what the protocol did, in words (stored by ``lrreid prepare``)
 
     def __repr__(self) -> str:
         return (f"EvalSplit({self.name!r}, train={len(self.train)}, query={len(self.query)}, "
@@ -115,7 +117,7 @@ def mlr_assign_factors(records: Sequence[Record], *, factors: Sequence[float] = 
     per image from ``factors``; the other camera(s) stay HR.  For a two-camera dataset (VIPeR, each
     CUHK03 camera pair) this is "one camera of the pair"; for Market-1501 / DukeMTMC-reID one camera
     among the person's cameras.  A person seen by a single camera stays HR (and cannot be a test
-    person of the single-shot protocol).  Draws use ``default_rng([seed, pid])`` over the person's
+    person of the single-shot protocol), and so do distractors (pid 0).  Draws use ``default_rng([seed, pid])`` over the person's
     images sorted by path, so the result does not depend on record order.
 
     ``lr_camera`` replaces the random choice: a camera id makes that camera LR for every person
@@ -138,6 +140,8 @@ def mlr_assign_factors(records: Sequence[Record], *, factors: Sequence[float] = 
     for i, r in enumerate(records):
         by_pid.setdefault(int(r.pid), []).append(i)
     for pid, idx in by_pid.items():
+        if pid <= 0:  # a distractor (pid 0) is nobody: its images stay as they are
+            continue
         rng = np.random.default_rng([seed, pid & 0xFFFFFFFF, _TAG_MLR])
         cams = sorted({int(records[i].camid) for i in idx})
         if len(cams) < 2:
@@ -164,20 +168,23 @@ def is_lr_record(record: Record) -> bool:
 
 def lr_single_shot_protocol(dataset: ReidDataset | Sequence[Record], is_probe: Callable[[Record], bool] | None = None,
                             *, num_test_ids: int | None = None, num_splits: int = 10, seed: int = 0,
-                            use_official_split: bool | None = None) -> list[EvalSplit]:
+                            use_official_split: bool | None = None, distractors: bool = False) -> list[EvalSplit]:
     """The single-shot LR protocol of MLR-* datasets (PRI 4.1): LR probes against one HR image per person.
 
     ``is_probe(record)`` says which records are LR probes (default: ``scale > 1``, as written by
     ``lrreid prepare --protocol mlr``); every other record is HR.  Only persons with both LR and HR
-    images are eligible test persons (the others are counted and logged).
+    images are eligible test persons; the others are never training persons (counted and logged).
 
-    * without an official split (VIPeR, CAVIAR): each split draws ``num_test_ids`` test persons
-      (default: half of the eligible persons, 316 of VIPeR's 632); train = all images of the others;
+    * without an official split (VIPeR, CAVIAR, PRID2011): each split draws ``num_test_ids`` test
+      persons (default: half of the eligible persons, rounded up: 316 of VIPeR's 632, 100 of PRID's
+      200); train = all images of the other eligible persons;
     * with one (``use_official_split``; ``None`` = when every record has a ``split``): test persons
       = eligible persons of the official query/gallery part, train = the official train records.
 
     Per split: query = all LR images of the test persons, gallery = one randomly drawn HR image per
-    test person (a new draw every split).
+    test person (a new draw every split).  ``distractors=True`` adds to every gallery the HR images
+    of the persons seen only by cameras that give no probe (MLR-PRID: the 549 cam_b-only persons)
+    and the dataset's own distractors (pid 0).
 
     >>> splits = lr_single_shot_protocol(build_dataset("prepared", "out/mlr-viper"), num_splits=10)
     >>> len(splits[0].query), len(splits[0].gallery)
@@ -197,16 +204,36 @@ def lr_single_shot_protocol(dataset: ReidDataset | Sequence[Record], is_probe: C
 
     if official:
         train = [r for r in records if r.split == "train"]
-        pool = [r for r in records if r.split in ("query", "gallery") and r.pid > 0]  # distractors are nobody
+        test_part = [r for r in records if r.split in ("query", "gallery")]
     else:
-        train, pool = [], [r for r in records if r.pid > 0]
-    groups = _by_pid(pool)
+        train, test_part = [], records
+    groups = _by_pid(r for r in test_part if r.pid > 0)
     lr = {p: [r for r in g if probe(r)] for p, g in groups.items()}
     hr = {p: [r for r in g if not probe(r)] for p, g in groups.items()}
     eligible = sorted(p for p in groups if lr[p] and hr[p])
-    _log_ineligible(what, len(groups) - len(eligible), "no LR image or no HR image")
     if not eligible:
         raise ProtocolError(f"{what}: no person has both LR and HR images")
+    extra: list[Record] = []
+    notes = []
+    if distractors:
+        probe_cams = {int(r.camid) for r in records if probe(r)}
+        hr_only = sorted(p for p in groups if not lr[p] and not {int(r.camid) for r in hr[p]} & probe_cams)
+        extra = [r for p in hr_only for r in hr[p]] + sorted((r for r in test_part if r.pid == 0 and not probe(r)),
+                                                            key=lambda r: r.path)
+        if not extra:
+            raise ProtocolError(f"{what}: distractors=True but there is none: every camera gives LR probes "
+                                f"(fix the LR camera, e.g. `lrreid prepare --lr-camera 0`) or no person is "
+                                f"seen by the HR camera only")
+        notes.append(f"gallery distractors: {len(extra)} images ({len(hr_only)} persons seen only by camera(s) "
+                     f"{sorted({int(r.camid) for r in extra if r.pid > 0})} without probes"
+                     f"{', plus the dataset distractors (pid 0)' if any(r.pid == 0 for r in extra) else ''})")
+    else:
+        hr_only = []
+    left_out = len(groups) - len(eligible) - len(hr_only)
+    _log_ineligible(what, left_out, "no LR image or no HR image" + (", not a distractor" if distractors else ""))
+    if left_out:
+        notes.append(f"{left_out} persons left out (seen by one camera only, neither trained nor tested"
+                     f"{'' if distractors else ' nor used as distractors'})")
 
     splits = []
     for s in range(num_splits):
@@ -221,13 +248,14 @@ def lr_single_shot_protocol(dataset: ReidDataset | Sequence[Record], is_probe: C
                 raise ProtocolError(f"{what}: cannot take {n_test} test persons from {len(eligible)} eligible persons")
             perm = np.random.default_rng([seed, s, _TAG_IDENTITIES]).permutation(len(eligible))
             test_ids = sorted(eligible[i] for i in perm[:n_test])
-            # Every other person trains, one-camera persons included (distractors never do).
-            test_set = set(test_ids)
-            split_train = [r for r in records if r.pid > 0 and r.pid not in test_set]
+            # The other persons seen by both sides train; one-camera persons never do.
+            train_set = set(eligible) - set(test_ids)
+            split_train = [r for r in records if r.pid in train_set]
         rng = np.random.default_rng([seed, s, _TAG_GALLERY])
         query = [r for p in test_ids for r in lr[p]]
-        gallery = _one_per_person(hr, test_ids, rng)
-        splits.append(EvalSplit(f"split{s}", list(split_train), query, gallery))
+        gallery = _one_per_person(hr, test_ids, rng) + extra
+        split_notes = [f"{len({r.pid for r in split_train})} training persons, {len(test_ids)} test persons", *notes]
+        splits.append(EvalSplit(f"split{s}", list(split_train), query, gallery, split_notes))
     return splits
 
 
@@ -284,6 +312,86 @@ def genuine_lr_protocol(dataset: ReidDataset | Sequence[Record], *, lr_camid: in
                 gallery += [hr[p][i] for i in sorted(rng.choice(len(hr[p]), size=take, replace=False))]
         splits.append(EvalSplit(f"split{s}", train, query, gallery))
     return splits
+
+
+# --------------------------------------------------------------------------- GRID
+
+
+def grid_protocol(dataset: ReidDataset | Sequence[Record], *, num_splits: int = 10, seed: int = 0,
+                  num_test_ids: int | None = None, use_official_split: bool | None = None,
+                  distractors: bool = True, probe_view: str = "probe", gallery_view: str = "gallery") -> list[EvalSplit]:
+    """GRID (Loy et al. 2009): the 250 probe/gallery pairs split 125/125, every distractor in every gallery.
+
+    A pair is a person with an image in the probe folder and one in the gallery folder (records'
+    ``view``, set by the ``grid`` loader).  Splits: the official partitions of
+    ``features_and_partitions.mat`` (the dataset's ``official_train_ids``; ``use_official_split=None``
+    = when there are any), the first ``num_splits`` of them; otherwise ``num_splits`` seeded random
+    splits of ``num_test_ids`` test persons (default half, 125), each split's notes saying which.
+    Train = both images of the training persons; query = the probe-folder images of the test
+    persons; gallery = their gallery-folder images plus all distractors (pid 0; ``distractors=False``
+    leaves them out).  Persons without a pair are left out with a warning and a note.
+
+    >>> splits = grid_protocol(build_dataset("grid", "data/underground_reid"))
+    >>> len(splits), len(splits[0].query), len(splits[0].gallery)
+    (10, 125, 900)
+    """
+    _check_num_splits(num_splits)
+    name, records = _records(dataset)
+    what = f"{name} GRID protocol"
+    for view in (probe_view, gallery_view):
+        if not any(r.view == view for r in records):
+            raise ProtocolError(f"{what}: no record has view {view!r} (the folder it came from; load GRID with the "
+                                f"'grid' loader)")
+    groups = _by_pid(r for r in records if r.pid > 0)
+    probes = {p: [r for r in g if r.view == probe_view] for p, g in groups.items()}
+    gallery_of = {p: [r for r in g if r.view == gallery_view] for p, g in groups.items()}
+    pairs = sorted(p for p in groups if probes[p] and gallery_of[p])
+    if not pairs:
+        raise ProtocolError(f"{what}: no person has both a {probe_view!r} and a {gallery_view!r} image")
+    unpaired = len(groups) - len(pairs)
+    notes = []
+    if unpaired:
+        log.warning("%s: %d person%s without a %s/%s pair left out", what, unpaired, "" if unpaired == 1 else "s",
+                    probe_view, gallery_view)
+        notes.append(f"{unpaired} persons left out (no {probe_view}/{gallery_view} pair)")
+    pool = [r for r in records if r.pid == 0] if distractors else []
+    official = list(getattr(dataset, "official_train_ids", []) or [])
+    use_official = bool(official) if use_official_split is None else bool(use_official_split)
+    if use_official and not official:
+        raise ProtocolError(f"{what}: use_official_split=True but {name} has no official partition "
+                            f"(features_and_partitions.mat)")
+    if use_official and num_splits > len(official):
+        raise ProtocolError(f"{what}: {num_splits} splits asked, the dataset has {len(official)} official partitions")
+
+    splits = []
+    for s in range(num_splits):
+        if use_official:
+            train_set = set(official[s]) & set(pairs)
+            test_ids = [p for p in pairs if p not in train_set]
+            if num_test_ids is not None:
+                test_ids = _split_identities(test_ids, num_test_ids, 0, seed, s, what)[1]
+            source = f"split source: official partition {s} of features_and_partitions.mat"
+        else:
+            train_ids, test_ids = _split_identities(pairs, num_test_ids, None, seed, s, what)
+            train_set = set(train_ids)
+            source = (f"split source: seeded random split {s} (seed {seed}; no official partition, "
+                      f"features_and_partitions.mat not found)")
+        train = [r for r in records if r.pid in train_set]
+        query = [r for p in test_ids for r in probes[p]]
+        gallery = [r for p in test_ids for r in gallery_of[p]] + pool
+        split_notes = [source, f"{len(train_set)} training / {len(test_ids)} test pairs, "
+                               f"{len(pool)} distractors in the gallery", *notes]
+        splits.append(EvalSplit(f"split{s}", train, query, gallery, split_notes))
+    return splits
+
+
+# The protocol `genuine` means for a dataset whose genuine LR setting is not CAVIAR's two cameras.
+_GENUINE_PROTOCOLS = {"grid": grid_protocol}
+
+
+def genuine_protocol_for(dataset_name: str) -> Callable[..., list[EvalSplit]]:
+    """The genuine-LR protocol of a dataset: :func:`grid_protocol` for GRID, else :func:`genuine_lr_protocol`."""
+    return _GENUINE_PROTOCOLS.get(str(dataset_name).lower(), genuine_lr_protocol)
 
 
 # --------------------------------------------------------------------------- cross-view

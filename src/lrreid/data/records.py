@@ -54,6 +54,8 @@ class ReidDataset:
     records: list[Record]
     is_video: bool = False
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count, for counted skips
+    # The training persons of each published partition, where the distribution ships them (GRID's .mat).
+    official_train_ids: list[tuple[int, ...]] = field(default_factory=list)
 
     def split(self, name: Split) -> list[Record]:
         return [r for r in self.records if r.split == name]

@@ -87,8 +87,7 @@ def train_each_split(cfg, info) -> EvalReport | None:
         else:
             plan.append((i, "fresh"))
     dist_utils.barrier()
-    if info.is_main:
-        save_run_config(cfg, out)
+    saved_top = False  # <out>/config.yaml is written once the first sub-run has been built
 
     for n, (i, state) in enumerate(plan, start=1):
         sub = split_run_dir(out, i)
@@ -100,10 +99,13 @@ def train_each_split(cfg, info) -> EvalReport | None:
             how = "resuming from its last checkpoint" if state == "resume" else "training from scratch"
             log.info("split %d (%d of %d): %s -> %s", i, n, len(plan), how, sub)
         sub_cfg = split_run_config(cfg, i, resume=state == "resume")
-        if info.is_main:
-            save_run_config(sub_cfg, sub)
         method = build_method(sub_cfg, splits)
         trainer = build_trainer(sub_cfg, method, splits, dist_info=info)
+        if info.is_main:  # once built: a run that fails to start leaves no config.yaml
+            if not saved_top:
+                save_run_config(cfg, out)
+                saved_top = True
+            save_run_config(sub_cfg, sub)
         trainer.train(resume=sub_cfg.train.resume)
         del method, trainer
 

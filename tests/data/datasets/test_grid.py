@@ -80,3 +80,13 @@ def test_missing_gallery_folder(tmp_path, tiny_image):
     tiny_image(tmp_path / "underground_reid" / "probe" / PROBE[0])
     with pytest.raises(DatasetLayoutError, match="gallery"):
         build_dataset("grid", tmp_path)
+
+
+def test_records_say_which_folder_they_come_from_and_all_partitions_are_kept(tmp_path, tiny_image):
+    root = make_grid(tmp_path / "underground_reid", tiny_image)
+    ds = build_dataset("grid", root)
+    assert {r.view for r in ds.records if "/probe/" in r.path} == {"probe"}
+    assert {r.view for r in ds.records if "/gallery/" in r.path} == {"gallery"}
+    assert ds.official_train_ids == []  # no partition file
+    write_partitions(root / "features_and_partitions.mat", [[1, 3], [2, 4]])
+    assert build_dataset("grid", root, split_id=1).official_train_ids == [(1, 3), (2, 4)]

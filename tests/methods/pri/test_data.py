@@ -87,3 +87,15 @@ def test_native_lr_size_keeps_each_image_at_its_own_size_inside_a_padded_canvas(
     assert seen == {True, False}
     batch = torch.utils.data.default_collate([ds[i] for i in range(3)])
     assert batch["x_l"].shape == (3, 3, 32, 12) and batch["lr_hw"].tolist() == [[32, 12], [16, 6], [21, 8]]
+
+
+def test_native_lr_canvas_is_never_larger_than_the_hr_canvas(tmp_path):
+    # GRID's genuine protocol: one odd 347x169 LR image made a canvas larger than the HR one (15 GB RSS)
+    lr = [ImageRecord(_img(tmp_path / f"lr{i}.png", hw), 0, 1) for i, hw in enumerate([(40, 16), (347, 169), (30, 20)])]
+    hr = {0: [ImageRecord(_img(tmp_path / "hr.png", (64, 24)), 0, 0)]}
+    ds = TripletDataset(lr, hr, lr_size=None, hr_size=(64, 24))
+    assert ds.lr_canvas == (64, 24)
+    item = ds[1]
+    assert item["x_l"].shape == (3, 64, 24)
+    h, w = item["lr_hw"].tolist()
+    assert h <= 64 and w <= 24 and abs(h / w - 347 / 169) < 0.2  # shrunk to fit, aspect ratio kept

@@ -105,3 +105,20 @@ def test_eval_frames_keep_native_size_when_asked_and_degrade_every_frame_alike(t
     assert fixed["frames"].shape == (2, 3, 32, 16)
     kept, empty = usable_tracklets([rec, TrackletRecord((), 1, 1)])
     assert kept == [rec] and empty == 1
+
+
+def test_classifier_counts_only_identities_with_an_hr_tracklet():
+    from lrreid.config import load_config
+    from lrreid.data.records import TrackletRecord, relabel
+    from lrreid.methods.s3clip import S3ClipSpec
+
+    records = [TrackletRecord(frames=(f"t/{pid}_{view}.png",), pid=pid, camid=int(view == "aerial"), view=view)
+               for pid in range(1, 4) for view in ("ground", "aerial")]
+    records += [TrackletRecord(frames=(f"t/{pid}_aerial.png",), pid=pid, camid=1, view="aerial") for pid in range(4, 9)]
+    train, mapping = relabel(records)
+    cfg = load_config({"method": "s3clip", "data": {"input_size": [64, 32]}, "model": {"clip": "tiny", "adapter_dim": 8},
+                       "sr": {"model": "swinir_s", "args": {"embed_dim": 12, "depths": [1], "num_heads": [2], "window_size": 4}},
+                       "sampling": {"pseudo_tracklets": False}})
+    method = S3ClipSpec.build(cfg, train, len(mapping))
+    assert method.num_classes == 3 and method.prompts.num_classes == 3  # five aerial-only persons give no sample
+    assert sorted({r.pid for r in method.train_records}) == [0, 1, 2]

@@ -6,15 +6,18 @@ Layout of ``underground_reid.zip``::
     underground_reid/gallery/0001_5_...jpeg                (1025 images; person 0000 = distractor)
     underground_reid/features_and_partitions.mat           (optional: the 10 official splits)
 
-File name ``PPPP_C_...``: person PPPP, camera C (1..8); ``camid = C - 1``.  Gallery images of
-person 0000 are distractors, kept with ``pid 0``; a probe image of person 0000 is a counted skip.
+File name ``PPPP_C_...``: person PPPP, camera C (1..8); ``camid = C - 1``; ``view`` is the folder
+(``"probe"`` or ``"gallery"``: GRID's pairs are one image in each, whatever their cameras).  Gallery
+images of person 0000 are distractors, kept with ``pid 0``; a probe image of person 0000 is a
+counted skip.
 
 Splits: when ``features_and_partitions.mat`` is present, split ``split_id`` (0..9, default 0) is
 applied: the 125 training persons listed in ``trainIdxAll`` (per split, the struct field whose name
 contains "train", else its third field, the one torchreid reads) give ``train`` records from both
 folders; the other probe images are ``query``, their gallery images plus all distractors are
-``gallery``.  Without the file every record has ``split=None`` (the protocol decides) and asking for
-a ``split_id`` is an error.
+``gallery``; all 10 partitions are kept in ``official_train_ids`` for
+:func:`~lrreid.data.protocols.grid_protocol`.  Without the file every record has ``split=None`` (the
+protocol decides) and asking for a ``split_id`` is an error.
 
 Example::
 
@@ -76,6 +79,7 @@ def load_grid(root, *, split_id: int | None = None, strict: bool = False) -> Rei
     base = locate(root, dataset="grid", required=["probe", "gallery"], wrappers=("underground_reid", "grid/underground_reid"), layout=LAYOUT)
     split_file = base / SPLIT_FILE
     train_ids: set[int] | None = None
+    splits: list[set[int]] = []
     if split_file.is_file():
         splits = _read_splits(split_file)
         train_ids = splits[pick_split_id(split_id, len(splits), split_file, "grid")]
@@ -101,9 +105,11 @@ def load_grid(root, *, split_id: int | None = None, strict: bool = False) -> Rei
                 split = None
             else:
                 split = "train" if pid in train_ids else test_split
-            records.append(ImageRecord(path=str(path), pid=pid, camid=cam - 1, split=split))
+            records.append(ImageRecord(path=str(path), pid=pid, camid=cam - 1, split=split, view=folder))
     if train_ids is not None:
         unknown = train_ids - {r.pid for r in records}
         if unknown:
             raise DatasetLayoutError(f"{split_file}: training persons {sorted(unknown)[:5]} have no images in probe/ or gallery/")
-    return finish("grid", records, skips, root=base, layout=LAYOUT)
+    dataset = finish("grid", records, skips, root=base, layout=LAYOUT)
+    dataset.official_train_ids = [tuple(sorted(ids)) for ids in splits]
+    return dataset

@@ -105,7 +105,7 @@ def load_prepared_splits(root: str | os.PathLike) -> list:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise DatasetLayoutError(
                 f"{Path(root) / MANIFEST}: split {s} is malformed ({type(exc).__name__}: {exc})") from None
-        splits.append(EvalSplit(str(item.get("name", f"split{s}")), **parts))
+        splits.append(EvalSplit(str(item.get("name", f"split{s}")), **parts, notes=list(item.get("notes") or [])))
     if not splits:
         raise DatasetLayoutError(f"{Path(root) / MANIFEST}: holds no evaluation split")
     return splits

@@ -20,15 +20,20 @@ __all__ = ["PRIConfig", "PRIMethod", "PRISpec", "build_pri"]
 
 
 def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
-    """Build the three networks and the training triplets from a run config (see PRISpec)."""
+    """Build the three networks and the training triplets from a run config (see PRISpec).
+
+    ``num_classes`` is the number of identities in ``train_records``; F's classifier gets one class
+    per identity that forms triplets (both LR and HR images), which can be fewer.
+    """
     from lrreid.errors import ConfigError
-    from lrreid.methods.pri.data import TripletDataset, mean_area, median_size, split_by_resolution
+    from lrreid.methods.pri.data import TripletDataset, mean_area, median_size, split_by_resolution, triplet_identities
     from lrreid.models.predictor import ScalePredictor
     from lrreid.models.reid import ReIDNet
     from lrreid.models.sr import build_sr_model
 
     m, trip = cfg.model, cfg.triplets
-    res = split_by_resolution(train_records, trip.lr_cameras, trip.size_sample)
+    res = triplet_identities(split_by_resolution(train_records, trip.lr_cameras, trip.size_sample))
+    classes = len(res.hr_by_pid)  # of the num_classes training identities, those with triplets
     native = trip.lr_size == "native"
     lr_size = None if native else tuple(trip.lr_size) if trip.lr_size else median_size(res.lr, trip.size_sample)
     hr_records = res.hr
@@ -39,6 +44,7 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
 
     predictor_backbone = m.predictor_backbone or m.backbone
     predictor_pretrained = m.pretrained if m.predictor_pretrained == "same" else m.predictor_pretrained
+<<<<<<< HEAD
     try:
         reid_net = ReIDNet(m.backbone, num_classes=num_classes, feat_dim=m.feat_dim, pretrained=m.pretrained,
                            head=m.reid_head, neck=m.reid_neck)
@@ -48,6 +54,9 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     if fixed is not None and tuple(fixed) != tuple(cfg.data.input_size):
         raise ConfigError(f"model.backbone {m.backbone!r} takes {fixed[0]}x{fixed[1]} images (its pooling is fixed); "
                           f"set data.input_size: [{fixed[0]}, {fixed[1]}] (got {list(cfg.data.input_size)})")
+=======
+    reid_net = ReIDNet(m.backbone, num_classes=classes, feat_dim=m.feat_dim, pretrained=m.pretrained)
+>>>>>>> protocols
     predictor = ScalePredictor(predictor_backbone, num_scales=len(m.scales), feat_dim=m.predictor_feat_dim,
                                pretrained=predictor_pretrained)
     try:
@@ -68,8 +77,10 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     from lrreid.utils.logging import get_logger
 
     get_logger("methods.pri").info(
-        "PRI training triplets: %d LR images x_l (%s %dx%d), %d HR images x_h (canvas %dx%d), %d identities%s",
-        len(res.lr), "own sizes, padded into" if native else "canvas", lr_shown[0], lr_shown[1], len(hr_records), hr_size[0], hr_size[1], len(res.hr_by_pid),
+        "PRI training triplets: %d LR images x_l (%s %dx%d), %d HR images x_h (canvas %dx%d), %d identities "
+        "(classifier classes, of %d training identities)%s",
+        len(res.lr), "own sizes, padded into" if native else "canvas", lr_shown[0], lr_shown[1], len(hr_records), hr_size[0], hr_size[1], classes,
+        num_classes,
         "".join(f"; skipped {c} {k}" for k, c in res.skipped.items()),
     )
     return method

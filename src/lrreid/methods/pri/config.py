@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lrreid.config import weights_path
 from lrreid.methods.pri.soft_labels import check_gamma
 
 
@@ -31,16 +32,16 @@ class PRIModelConfig:
     """The three networks: re-ID module F, scale predictor P, SR module G."""
 
     backbone: str = "resnet50"  # F's backbone (lrreid.models.backbones)
-    pretrained: str | None = "timm"  # F's backbone weights: null (random) | "timm" | a file path
+    pretrained: str | None = weights_path("timm")  # F's backbone weights: null (random) | "timm" | a file path
     feat_dim: int = 512  # F's feature size after the 1x1 reduction (a re-ID encoder's own head keeps its size)
     reid_head: str = "auto"  # auto: a re-ID encoder backbone (osnet_*) keeps its embedding head | new | encoder
     reid_neck: str = "auto"  # BN-neck before F's classifier: auto (yes for a new head) | bn | none
     predictor_backbone: str | None = None  # P's backbone; null = same as F's
-    predictor_pretrained: str | None = "same"  # "same" = as ``pretrained``; null | "timm" | path
+    predictor_pretrained: str | None = weights_path("same")  # "same" = as ``pretrained``; null | "timm" | path
     predictor_feat_dim: int = 512
     sr: str = "metasr_rdn"  # G: metasr_rdn | carn_m | bicubic | swinir_s (lrreid.models.build_sr_model)
     sr_args: dict[str, Any] = field(default_factory=lambda: {"G0": 64, "D": 16, "C": 8, "G": 64})
-    sr_weights: str | None = None  # a weight file for G (lrreid.models.weights.load_weights)
+    sr_weights: str | None = weights_path()  # a weight file for G (lrreid.models.weights.load_weights)
     scales: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # the N alternative scale factors
 
     def __post_init__(self):

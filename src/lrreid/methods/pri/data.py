@@ -14,7 +14,13 @@ an MLR image down-sampled by 4 stays 4x smaller than one down-sampled by 2 -- an
 the same person resized to the HR canvas (default the median HR training size); both flipped
 together.  ``x_sl`` is made from ``x_h`` in the training step, because its scale is drawn per
 batch.  Identities with images from only one side (only LR or only HR) cannot form a triplet: they
-are skipped, counted and logged.
+are skipped, counted and logged, and :func:`triplet_identities` renumbers the others 0..K-1, so
+that the classifier has a class for each identity that gets training samples and no other.
+
+Memory: the native LR canvas is bounded by the HR canvas (never larger, whatever the largest "LR"
+image): G super-resolves the whole canvas by up to x4, so one odd large image used to set the size
+of every batch (GRID's genuine protocol: a 347x169 canvas, 15 GB RSS).  LR images are smaller than
+HR ones by definition; the rare larger one is shrunk into the canvas, keeping its aspect ratio.
 """
 from __future__ import annotations
 
@@ -141,12 +147,21 @@ def split_by_resolution(
     return ResolutionSplit(lr=lr, hr_by_pid={pid: hr_by_pid[pid] for pid in both}, lr_cameras=found, skipped=skipped)
 
 
+def triplet_identities(res: ResolutionSplit) -> ResolutionSplit:
+    """The same split with person ids renumbered 0..K-1 over the identities that form triplets (the classes)."""
+    mapping = {pid: i for i, pid in enumerate(sorted(res.hr_by_pid))}
+    return ResolutionSplit(
+        lr=[r.with_(pid=mapping[r.pid]) for r in res.lr],
+        hr_by_pid={mapping[pid]: [r.with_(pid=mapping[pid]) for r in recs] for pid, recs in res.hr_by_pid.items()},
+        lr_cameras=res.lr_cameras, skipped=res.skipped)
+
+
 class TripletDataset(torch.utils.data.Dataset):
     """One item per training LR image: ``{"x_l", "x_h", "pid", "lr_index", "lr_hw"}``.
 
     ``lr_size=None`` keeps each x_l at its own size, zero-padded at the bottom and right into
-    ``lr_canvas`` (default: the largest LR size; a larger image is shrunk to fit, keeping its aspect
-    ratio); ``lr_hw`` is the (h, w) of the image inside the canvas.
+    ``lr_canvas`` (default: the largest LR size, capped at ``hr_size``; a larger image is shrunk to
+    fit, keeping its aspect ratio); ``lr_hw`` is the (h, w) of the image inside the canvas.
 
     ``x_h`` is a random HR image of the same person (a new draw each time the item is read, from
     torch's global generator, which the engine seeds per epoch); ``lr_index`` indexes the soft-label
@@ -178,7 +193,10 @@ class TripletDataset(torch.utils.data.Dataset):
         self.lr_canvas = self.lr_size
         if self.lr_size is None:
             sizes = [record_hw(r) for r in self.lr_records]
-            self.lr_canvas = tuple(lr_canvas) if lr_canvas else (max(h for h, _ in sizes), max(w for _, w in sizes))
+            if lr_canvas:
+                self.lr_canvas = tuple(lr_canvas)
+            else:  # bounded by the HR canvas: one odd large image must not set every batch's size
+                self.lr_canvas = (min(max(h for h, _ in sizes), self.hr_size[0]), min(max(w for _, w in sizes), self.hr_size[1]))
         self.flip = flip
         self.pids = [int(r.pid) for r in self.lr_records]  # read by the engine's identity sampler
         self._cache: dict[tuple[str, tuple[int, int]], torch.Tensor] | None = {} if cache else None
@@ -200,7 +218,7 @@ class TripletDataset(torch.utils.data.Dataset):
         img = load_image(path)
         h, w = img.shape[-2:]
         ch, cw = self.lr_canvas
-        if h > ch or w > cw:  # only with a user-given canvas smaller than the image
+        if h > ch or w > cw:  # an image larger than the (capped or user-given) canvas
             f = min(ch / h, cw / w)
             img = load_image(path, (max(1, int(h * f)), max(1, int(w * f))))
         return img

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from lrreid.methods.base import METHODS
 from lrreid.methods.s3clip.config import S3ClipConfig
+from lrreid.utils.logging import get_logger
+
+log = get_logger("methods.s3clip")
 
 
 class S3ClipSpec:
@@ -17,7 +20,8 @@ class S3ClipSpec:
 
     @staticmethod
     def build(cfg, train_records, num_classes: int):
-        from lrreid.methods.s3clip.data import pseudo_tracklets
+        from lrreid.errors import ConfigError
+        from lrreid.methods.s3clip.data import identities_with_anchors, pseudo_tracklets
         from lrreid.methods.s3clip.model import S3ClipMethod
         from lrreid.models.reid.clip_reid import build_clip_reid_encoders
         from lrreid.models.sr import build_sr_model
@@ -26,6 +30,15 @@ class S3ClipSpec:
         records = list(train_records)
         if sampling.pseudo_tracklets:
             records = pseudo_tracklets(records, sampling.view_map)
+        # num_classes counts every training identity; the classifier only those that give training items.
+        records, without = identities_with_anchors(records, sampling.lr_views)
+        if not records:
+            raise ConfigError(f"S3-CLIP: no training identity has a high-resolution tracklet (a view other than "
+                              f"{list(sampling.lr_views)}) to make HR/LR triplets from")
+        if without:
+            log.warning("S3-CLIP: %d of %d training identities have no HR tracklet (views other than %s): "
+                        "no training item, no class", without, num_classes, list(sampling.lr_views))
+        num_classes = len({r.pid for r in records})
         sr = build_sr_model(sr_cfg.model, weights=sr_cfg.pretrained, **sr_cfg.args)
         image_encoder, text_encoder = build_clip_reid_encoders(
             m.clip, image_size=tuple(cfg.data.input_size), pretrained=m.pretrained,

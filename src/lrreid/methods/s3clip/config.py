@@ -19,13 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lrreid.config import weights_path
+
 
 @dataclass
 class ModelConfig:
     """The ReID encoder I: CLIP image tower + adapters, CLIP text tower + identity prompts."""
 
     clip: str = "ViT-B-16"  # size in lrreid.models.reid.clip_reid.CLIP_ARCHS ("ViT-B-16" | "tiny")
-    pretrained: str | None = None  # OpenAI CLIP file (TorchScript ViT-B-16.pt or a state dict); None: random init
+    pretrained: str | None = weights_path()  # OpenAI CLIP file (TorchScript ViT-B-16.pt or a state dict); None: random init
     adapter_dim: int = 64  # bottleneck width of every adapter
     adapter_layers: int | None = None  # adapters in the last N blocks (None: all)
     temporal_adapter: bool = True  # the across-frames adapter before every adapted block
@@ -45,7 +47,7 @@ class SRConfig:
 
     model: str = "swinir_s"  # swinir_s | carn_m | bicubic | ...
     scale: int = 2  # S's up-scaling factor; the LR grid is input_size / scale
-    pretrained: str | None = None  # weights file for S (lrreid.models.weights formats)
+    pretrained: str | None = weights_path()  # weights file for S (lrreid.models.weights formats)
     args: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the SR model
     # bicubic: LR frames are resized (bicubic) to the LR grid before S, so S's output is the encoder
     # input (the paper's pipeline).  none: S runs on each tracklet at its stored size and its output
@@ -57,7 +59,7 @@ class SRConfig:
     # pre_upsample).  None: always ``scale``.
     adaptive_scales: list[float] | None = None
     predictor_backbone: str = "resnet18"  # timm CNN of the ScalePredictor
-    predictor_pretrained: str | None = None
+    predictor_pretrained: str | None = weights_path()
     predictor_feat_dim: int = 128
     predictor_temperature: float = 0.05  # soft labels softmax(-d_s / T), d_s = cosine distance to the HR feature
 

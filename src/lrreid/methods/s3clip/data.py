@@ -108,6 +108,16 @@ def is_lr(record: Record, lr_views: Sequence[str]) -> bool:
     return record.view in lr_views
 
 
+def identities_with_anchors(records: Sequence[Record], lr_views: Sequence[str]) -> tuple[list[Record], int]:
+    """The records of the identities that give training items (a non-empty HR tracklet, the triplet's
+    anchor), renumbered 0..K-1 so the classifier has one class per such identity; and how many
+    identities had none (LR-only: never a training item, so no class)."""
+    anchored = sorted({r.pid for r in records if not is_lr(r, lr_views) and len(getattr(r, "frames", ())) > 0})
+    mapping = {pid: i for i, pid in enumerate(anchored)}
+    kept = [r.with_(pid=mapping[r.pid]) for r in records if r.pid in mapping]
+    return kept, len({r.pid for r in records}) - len(anchored)
+
+
 # ---------------------------------------------------------------------------- datasets
 class TrackletTriplets(torch.utils.data.Dataset):
     """HR tracklet + its synthetic LR copy + a natural LR tracklet of the same person (training).

@@ -179,3 +179,23 @@ def test_genuine_caviar_real(shared, tmp_path):
     for s in load_prepared_splits(tmp_path / "caviar"):
         assert len({r.pid for r in s.query}) == 25 and len(s.gallery) == 25 and len({r.pid for r in s.train}) == 25
         assert {r.camid for r in s.query} == {1} and {r.camid for r in s.gallery} == {0}
+
+
+def truncated_jpeg(path, size=(24, 64)):
+    """A JPEG cut in the middle of its pixel data: its header (and size) read fine."""
+    pixels = np.random.default_rng(1).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95)
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+
+
+def test_truncated_hr_jpeg_is_refused_or_counted_at_prepare_time(viper, tmp_path):
+    # cam_b is the HR camera for everybody: its images are linked, and must still be decoded once
+    (viper / "cam_b" / "005_090.bmp").unlink()
+    truncated_jpeg(viper / "cam_b" / "005_090.jpg")
+    with pytest.raises(ImageReadError, match="005_090.jpg: image file is truncated"):
+        prepare_dataset("viper", viper, tmp_path / "a", lr_camera=0, num_splits=1, progress=False)
+    assert not (tmp_path / "a").exists()
+    result = prepare_dataset("viper", viper, tmp_path / "b", lr_camera=0, num_splits=1, bad_images="skip",
+                             progress=False)
+    assert result.num_records == 23 and result.skipped == {"unreadable: truncated": 1}

@@ -3,7 +3,8 @@
 * ``protocol="mlr"`` (MLR-VIPeR, MLR-CUHK03, MLR-Market1501, MLR-DukeMTMC-reID): the images that
   :func:`~lrreid.data.protocols.mlr_assign_factors` makes LR are down-sampled with
   :func:`~lrreid.data.degradations.bicubic_downsample` and stored at their small size as PNG (no
-  second lossy encoding); the other images are hard-linked (or copied) unchanged.  Splits: the
+  second lossy encoding); the other images are hard-linked (or copied) unchanged, after one full
+  decode each (a truncated file fails here, not epochs into training).  Splits: the
   single-shot LR protocol (:func:`~lrreid.data.protocols.lr_single_shot_protocol`).
 * ``protocol="genuine"`` (CAVIAR4REID): no image changes (all linked or copied); splits of
   :func:`~lrreid.data.protocols.genuine_lr_protocol`.
@@ -32,7 +33,7 @@ from lrreid.data.datasets.prepared import (
     FORMAT, FORMAT_VERSION, MANIFEST, load_prepared_splits, read_manifest,  # noqa: F401 (re-exported)
 )
 from lrreid.data.degradations import bicubic_downsample
-from lrreid.data.imageio import BadImagePolicy, image_size, read_image
+from lrreid.data.imageio import BadImagePolicy, read_image
 from lrreid.data.protocols import MLR_FACTORS, genuine_lr_protocol, lr_single_shot_protocol, mlr_assign_factors
 from lrreid.data.records import Record, ReidDataset, TrackletRecord
 from lrreid.errors import ConfigError, DatasetLayoutError, ImageReadError
@@ -135,7 +136,7 @@ def _write_record(record: Record, factor: float, names: dict[str, str], tmp: Pat
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             small.save(tmp / rel)
         else:
-            image_size(src)  # a missing / empty / non-image file fails here, like a decoded one
+            read_image(src)  # decoded once here, so a truncated file fails now instead of in training
             _place(src, tmp / rel, link)
         out.append(rel.as_posix())
     return out

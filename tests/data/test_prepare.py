@@ -199,3 +199,24 @@ def test_truncated_hr_jpeg_is_refused_or_counted_at_prepare_time(viper, tmp_path
     result = prepare_dataset("viper", viper, tmp_path / "b", lr_camera=0, num_splits=1, bad_images="skip",
                              progress=False)
     assert result.num_records == 23 and result.skipped == {"unreadable: truncated": 1}
+
+
+def test_self_looping_symlink_named_like_an_image_is_refused_or_counted(viper, tmp_path):
+    link = viper / "cam_b" / "005_090.bmp"
+    link.unlink()
+    link.symlink_to(link.name)  # points at itself
+    with pytest.raises(ImageReadError, match="005_090.bmp: .*symbolic link"):
+        prepare_dataset("viper", viper, tmp_path / "a", num_splits=1, progress=False)
+    result = prepare_dataset("viper", viper, tmp_path / "b", num_splits=1, bad_images="skip", progress=False)
+    assert result.num_records == 23 and result.skipped == {"unreadable: broken_link": 1}
+
+
+def test_lr_image_too_small_to_down_sample_is_refused_or_counted_not_recorded_as_reduced(viper, tmp_path):
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(viper / "cam_a" / "003_090.bmp")  # cam_a is the LR camera
+    with pytest.raises(ImageReadError, match="003_090.bmp: image is 1x1 pixels, too small to down-sample by x"):
+        prepare_dataset("viper", viper, tmp_path / "a", lr_camera=0, num_splits=1, progress=False)
+    result = prepare_dataset("viper", viper, tmp_path / "b", lr_camera=0, num_splits=1, bad_images="skip",
+                             progress=False)
+    assert result.num_records == 23 and result.skipped == {"unreadable: too_small": 1}
+    records = json.loads((tmp_path / "b" / "manifest.json").read_text())["records"]
+    assert all(Image.open(tmp_path / "b" / r["path"]).size != (1, 1) for r in records)

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -132,7 +133,12 @@ def _write_record(record: Record, factor: float, names: dict[str, str], tmp: Pat
         rel = Path("images") / names[src]
         if factor > 1:
             rel = rel.with_suffix(".png")  # lossless: the only degradation is the down-sampling
-            small = bicubic_downsample(read_image(src), factor)
+            image = read_image(src)
+            if min(image.size) < factor:  # it would stay (nearly) as is, yet be recorded as reduced
+                raise ImageReadError(
+                    f"{src}: image is {image.width}x{image.height} pixels, too small to down-sample by x{factor:g} "
+                    f"(expected sides of at least {math.ceil(factor)} px)", reason="too_small", path=src)
+            small = bicubic_downsample(image, factor)
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             small.save(tmp / rel)
         else:

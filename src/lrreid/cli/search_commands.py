@@ -54,13 +54,17 @@ def index_command(
 
 
 def _expand_probes(probes: list[Path]) -> list[Path]:
-    """Probe paths, with folders replaced by the image files inside them (sorted)."""
+    """Probe paths, with folders replaced by the image files inside them (sorted); an empty folder is an error."""
+    from lrreid.errors import DatasetLayoutError
     from lrreid.search.index import scan_gallery
 
     out = []
     for p in probes:
         if p.is_dir():
-            out.extend(p / e.path for e in scan_gallery(p)[0])
+            found = scan_gallery(p)[0]
+            if not found:
+                raise DatasetLayoutError(f"{p}: no image files found (expected a folder of probe images)")
+            out.extend(p / e.path for e in found)
         else:
             out.append(p)
     return out

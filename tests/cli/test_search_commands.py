@@ -164,3 +164,13 @@ def test_probes_too_small_to_super_resolve_are_refused_or_skipped(capsys, galler
                          "--index", index, "--skip-bad", "--json")
     assert code == 0 and [r["probe"] for r in json.loads(out)["results"]] == [str(probes / "q0.png")]
     assert json.loads(out)["skipped"] == {"too_small": 2} and "skipped 2 unreadable probe(s): too_small 2" in err
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda:99"])
+def test_index_and_search_on_a_device_this_machine_lacks_are_one_line_errors(capsys, gallery, tmp_path, device):
+    g, probes = gallery
+    code, _, err = run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx", "--device", device)
+    assert code == 2 and err.count("\n") == 1 and f"--device {device!r}" in err and "available: cpu" in err
+    assert run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")[0] == 0
+    code, _, err = run(capsys, "search", probes / "q0.png", "--index", tmp_path / "idx", "--device", device)
+    assert code == 2 and err.count("\n") == 1 and f"--device {device!r}" in err and "available: cpu" in err

@@ -146,7 +146,7 @@ class Trainer:
         self.log_every = max(1, log_every)
         self.config = config
 
-        device = resolve_device(device) if isinstance(device, str) else device
+        device = resolve_device(device, "train.device") if isinstance(device, str) else device
         if device.type == "cuda" and self.dist.enabled:
             device = torch.device("cuda", self.dist.local_rank)
         if precision not in ("fp32", "bf16", "fp16"):

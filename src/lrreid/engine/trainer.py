@@ -81,6 +81,9 @@ class Hook:
     """
 
     trainer: "Trainer"
+    # Hooks run in ascending ``order`` (ties: in registration order).  CheckpointHook runs last:
+    # a checkpoint marks its epoch done, so what other hooks write for the epoch must be on disk first.
+    order: int = 0
 
     def before_train(self) -> None: ...
     def on_resume(self, ckpt: ckpt_io.Checkpoint) -> None: ...
@@ -186,6 +189,7 @@ class Trainer:
     def register_hook(self, hook: Hook) -> None:
         hook.trainer = self
         self.hooks.append(hook)
+        self.hooks.sort(key=lambda h: h.order)  # stable: equal orders keep registration order
 
     def position(self) -> ckpt_io.TrainPosition:
         return ckpt_io.TrainPosition(

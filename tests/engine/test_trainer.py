@@ -251,3 +251,17 @@ def test_run_killed_between_a_checkpoint_and_its_loss_rows_resumes_with_every_ro
     assert [r["iteration"] for r in rows] == list(range(1, ITERS_PER_EPOCH * sum(EPOCHS.values()) + 1))
     assert rows == read_loss_history(tmp_path / "ref" / "losses.csv")
 
+
+def test_resume_removes_temporary_files_left_by_writes_killed_midway(tmp_path):
+    import tempfile
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run, hooks=[StopAt("joint", 1)]).train()
+    # what SIGKILL inside atomic_path leaves: hidden temporaries beside the checkpoint and the loss log
+    leftovers = [Path(tempfile.mkstemp(prefix=".p1-joint-e002.safetensors.", suffix=".tmp", dir=run / "checkpoints")[1]),
+                 Path(tempfile.mkstemp(prefix=".losses.csv.", suffix=".tmp", dir=run)[1])]
+    make_trainer(run, "train.resume=true").train(resume=True)
+    assert not any(p.exists() for p in leftovers)
+    assert not list(run.rglob("*.tmp"))
+

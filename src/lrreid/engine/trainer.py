@@ -28,6 +28,7 @@ from lrreid.engine import distributed as dist_utils
 from lrreid.engine.seeding import epoch_seeds, seed_everything
 from lrreid.errors import ConfigError, LrreidError
 from lrreid.methods.base import EpochContext, Method, Phase
+from lrreid.utils.atomic import remove_leftover_temporaries
 from lrreid.utils.device import Precision, resolve_device
 from lrreid.utils.logging import get_logger
 
@@ -210,6 +211,11 @@ class Trainer:
         if not self.phases:
             raise ConfigError(f"method {self.method.name!r} defines no training phases")
         start_phase, start_epoch, ckpt = 0, 0, None
+        if self.is_main:  # what killed writes left behind: this run's folder is ours alone
+            for folder in (self.run_dir, self.checkpoint_dir):
+                removed = remove_leftover_temporaries(folder)
+                if removed:
+                    log.info("removed %d temporary file(s) of interrupted writes in %s", len(removed), folder)
         if resume:
             ckpt = self._load_resume_checkpoint(resume)
         else:  # every rank checks, so all stop together

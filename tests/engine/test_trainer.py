@@ -265,3 +265,20 @@ def test_resume_removes_temporary_files_left_by_writes_killed_midway(tmp_path):
     assert not any(p.exists() for p in leftovers)
     assert not list(run.rglob("*.tmp"))
 
+
+def test_truncated_newest_checkpoint_resumes_from_the_newest_complete_one(tmp_path, caplog):
+    reference = make_trainer(tmp_path / "ref")
+    reference.train()
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run, hooks=[StopAt("joint", 2)]).train()
+    newest = run / "checkpoints" / "p1-joint-e002.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])  # e.g. a disk that filled up
+    with caplog.at_level("WARNING", logger="lrreid"):
+        resumed = make_trainer(run, "train.resume=true")
+        resumed.train(resume=True)
+    assert "p1-joint-e002" in caplog.text and "truncated" in caplog.text
+    assert "resuming from p1-joint-e001 instead" in caplog.text
+    for k, v in params(reference.method).items():
+        assert torch.equal(v, params(resumed.method)[k]), k
+    assert read_loss_history(run / "losses.csv") == read_loss_history(tmp_path / "ref" / "losses.csv")

@@ -234,11 +234,13 @@ class Trainer:
         return self.method
 
     def _load_resume_checkpoint(self, resume) -> ckpt_io.Checkpoint | None:
-        target = self.checkpoint_dir if resume is True else Path(resume)
-        if resume is True and ckpt_io.find_last(self.checkpoint_dir) is None:
-            log.warning("nothing to resume in %s: starting from scratch", self.checkpoint_dir)
-            return None
-        ckpt = ckpt_io.load_checkpoint(target)
+        if resume is True:  # the newest checkpoint that loads
+            ckpt = ckpt_io.load_for_resume(self.checkpoint_dir)
+            if ckpt is None:
+                log.warning("nothing to resume in %s: starting from scratch", self.checkpoint_dir)
+                return None
+        else:
+            ckpt = ckpt_io.load_checkpoint(Path(resume))
         ckpt_io.load_into(ckpt, self.method)
         self.method.to(self.device)
         return ckpt

@@ -12,6 +12,7 @@ from lrreid.cli import main
 from lrreid.inference.testing import tiny_pipeline
 
 _PIPES = {}
+REAL_LOAD = commands._load
 
 
 def fake_load(model, fast=True, device="auto", batch_size=32):
@@ -174,3 +175,13 @@ def test_index_and_search_on_a_device_this_machine_lacks_are_one_line_errors(cap
     assert run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")[0] == 0
     code, _, err = run(capsys, "search", probes / "q0.png", "--index", tmp_path / "idx", "--device", device)
     assert code == 2 and err.count("\n") == 1 and f"--device {device!r}" in err and "available: cpu" in err
+
+
+def test_index_with_a_model_file_that_is_not_a_run_says_what_it_is(capsys, gallery, tmp_path, monkeypatch):
+    monkeypatch.setattr(commands, "_load", REAL_LOAD)
+    g, _ = gallery
+    notes = tmp_path / "model.pth"
+    notes.write_text("just some notes")
+    code, _, err = run(capsys, "index", g, "--model", notes)
+    assert code == 2 and err.count("\n") == 1 and "not found" not in err
+    assert f"error: {notes}: a 15-byte file, not an lrreid run or checkpoint (expected" in err

@@ -211,6 +211,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                 if found is not None:
                     return found
         raise CheckpointError(f"{p}: no complete checkpoint found (expected checkpoints/last or a <name>.json + .safetensors pair)")
+    if p.is_file() and p.suffix not in (".json", ".safetensors"):
+        raise CheckpointError(not_a_checkpoint(p))
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
     if not p.with_suffix(".json").is_file():
@@ -218,6 +220,25 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
             raise CheckpointError(f"{p}.json missing: the checkpoint write was interrupted (use the previous one)")
         raise CheckpointError(f"checkpoint '{path}' not found")
     return p
+
+
+def not_a_checkpoint(path: Path) -> str:
+    """The error for an existing file that is neither a run nor a checkpoint: what it looks like, what was expected."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    size = path.stat().st_size
+    if not head:
+        kind = "empty file"
+    elif head.startswith(b"PK\x03\x04"):
+        kind = "zip archive (torch.save format)"
+    elif head[:1] == b"\x80":
+        kind = "pickle file (old torch.save format)"
+    elif head.lstrip()[:1] == b"<":
+        kind = "XML/HTML file"
+    else:
+        kind = f"{size}-byte file"
+    return (f"{path}: a {kind}, not an lrreid run or checkpoint (expected a run folder with checkpoints/, "
+            f"or a checkpoint's .json beside its .safetensors)")
 
 
 def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:

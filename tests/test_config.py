@@ -97,6 +97,8 @@ def test_unknown_keys_at_any_depth_suggest_the_close_one(tmp_path, raw, override
     ("train.grad_clip=big", "config key 'train.grad_clip' = 'big': expected float or null"),
     ("train=3", "config key 'train' = 3: expected a section (mapping of keys)"),
     ("seed=abc", "config key 'seed' = 'abc': expected int"),
+    ("data.input_size=[0,0]", "config section 'data': data.input_size=[0, 0]: expected a height and width >= 1 px"),
+    ("data.input_size=[256,-1]", "config section 'data': data.input_size=[256, -1]: expected a height and width >= 1 px"),
 ])
 def test_wrong_types_name_key_value_and_expected_type(tmp_path, override, expected):
     path = write(tmp_path / "a.yaml", {"method": "toy"})

@@ -173,7 +173,7 @@ def evaluation_context(cfg: RunConfig, run_dir: str | Path | None = None):
     from lrreid.methods.base import EpochContext
     from lrreid.utils.device import Precision, resolve_device
 
-    device = resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device, "train.device")
     return EpochContext(
         device=device, precision=Precision(device, "fp32" if cfg.train.precision == "fp16" and device.type != "cuda" else cfg.train.precision),
         generator=torch.Generator().manual_seed(cfg.seed), rng=np.random.default_rng(cfg.seed),

@@ -55,6 +55,10 @@ class DataConfig:
     dataset_args: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset loader
     protocol_args: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the protocol
 
+    def __post_init__(self):
+        if len(self.input_size) != 2 or min(self.input_size) < 1:
+            raise ValueError(f"data.input_size={list(self.input_size)}: expected a height and width >= 1 px")
+
 
 @dataclass
 class TrainConfig:

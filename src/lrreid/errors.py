@@ -11,7 +11,15 @@ class LrreidError(Exception):
 
 
 class ImageReadError(LrreidError):
-    """An image file is missing, corrupt, truncated, too small or otherwise unusable."""
+    """An image file is missing, corrupt, truncated, too small or otherwise unusable.
+
+    ``reason`` is a short key (``truncated``, ``too_small``, ...) by which ``BadImagePolicy`` counts skips.
+    """
+
+    def __init__(self, message: str, reason: str = "unreadable", path: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.path = path
 
 
 class DatasetLayoutError(LrreidError):

@@ -12,6 +12,7 @@ from lrreid.cli import main
 from lrreid.inference.testing import tiny_pipeline
 
 _PIPES = {}
+REAL_LOAD = commands._load
 
 
 def fake_load(model, fast=True, device="auto", batch_size=32):
@@ -139,3 +140,48 @@ def test_export_fused_graph_for_a_fixed_scale(capsys, gallery, tmp_path):
 
     code, _, err = run(capsys, "export", "A", "--format", "tflite")
     assert code == 2 and "only onnx" in err
+
+
+def test_search_of_an_empty_probe_folder_is_a_one_line_error(capsys, gallery, tmp_path):
+    g, _ = gallery
+    index = tmp_path / "idx"
+    assert run(capsys, "index", g, "--model", "A", "--out", index)[0] == 0
+    (tmp_path / "no-probes").mkdir()
+    (tmp_path / "no-probes" / "notes.txt").write_text("not an image")
+    code, out, err = run(capsys, "search", tmp_path / "no-probes", "--index", index)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "no-probes: no image files found" in err and out == ""
+
+
+def test_probes_too_small_to_super_resolve_are_refused_or_skipped(capsys, gallery, tmp_path):
+    g, probes = gallery
+    index = tmp_path / "idx"
+    assert run(capsys, "index", g, "--model", "A", "--out", index)[0] == 0
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    Image.new("RGB", (3, 7)).save(tmp_path / "sliver.png")
+    code, out, err = run(capsys, "search", tmp_path / "dot.png", "--index", index)
+    assert code == 2 and err.count("\n") == 1 and "dot.png: probe is 1x1 px, below the minimum side of 4 px" in err
+    code, out, err = run(capsys, "search", tmp_path / "sliver.png", tmp_path / "dot.png", probes / "q0.png",
+                         "--index", index, "--skip-bad", "--json")
+    assert code == 0 and [r["probe"] for r in json.loads(out)["results"]] == [str(probes / "q0.png")]
+    assert json.loads(out)["skipped"] == {"too_small": 2} and "skipped 2 unreadable probe(s): too_small 2" in err
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda:99"])
+def test_index_and_search_on_a_device_this_machine_lacks_are_one_line_errors(capsys, gallery, tmp_path, device):
+    g, probes = gallery
+    code, _, err = run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx", "--device", device)
+    assert code == 2 and err.count("\n") == 1 and f"--device {device!r}" in err and "available: cpu" in err
+    assert run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")[0] == 0
+    code, _, err = run(capsys, "search", probes / "q0.png", "--index", tmp_path / "idx", "--device", device)
+    assert code == 2 and err.count("\n") == 1 and f"--device {device!r}" in err and "available: cpu" in err
+
+
+def test_index_with_a_model_file_that_is_not_a_run_says_what_it_is(capsys, gallery, tmp_path, monkeypatch):
+    monkeypatch.setattr(commands, "_load", REAL_LOAD)
+    g, _ = gallery
+    notes = tmp_path / "model.pth"
+    notes.write_text("just some notes")
+    code, _, err = run(capsys, "index", g, "--model", notes)
+    assert code == 2 and err.count("\n") == 1 and "not found" not in err
+    assert f"error: {notes}: a 15-byte file, not an lrreid run or checkpoint (expected" in err

@@ -69,3 +69,15 @@ def test_person_crop_mode_on_viper(shared, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["results"][0]["images"] == 3 and report["results"][0]["psnr_y"] > 20
     assert "viper person crops (3 HR images" in report["source"]
+
+
+def test_device_this_machine_lacks_is_one_line_naming_it_and_what_is_available(tmp_path, capsys):
+    import torch
+
+    root = make_test_set(tmp_path / "Tiny", scales=(2,))
+    devices = ["banana", "cuda:99"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in devices:
+        assert cli("sr-benchmark", "--model", "bicubic", "--data", str(root), "--scales", "2", "--device", device) == 2
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and f"--device {device!r}" in lines[0] and "available: cpu" in lines[0], err

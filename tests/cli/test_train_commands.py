@@ -23,6 +23,12 @@ def toy_yaml(tmp_path: Path, run: Path, method: str = "toy") -> Path:
     return path
 
 
+def available_devices() -> list[str]:
+    import torch
+
+    return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
 def cli(*argv: str) -> int:
     return run(argv)
 
@@ -71,13 +77,17 @@ def test_resume_finishes_and_a_fresh_start_is_refused(tmp_path, capsys):
     (["train", "{cfg}", "train.batch_size=abc"], "error: config key 'train.batch_size' = 'abc': expected int"),
     (["train", "{cfg}", "nonsense"], "error: override 'nonsense' is not KEY=VALUE (e.g. train.batch_size=8)"),
     (["evaluate", "{tmp}/no-run"], "error: checkpoint '{tmp}/no-run' not found"),
+    (["train", "{cfg}", "train.device=cuda:7"],
+     "error: train.device 'cuda:7': not available on this machine (available: {devices})"),
+    (["train", "{cfg}", "train.device=banana"],
+     "error: train.device 'banana': not a device (expected auto, cpu, cuda or cuda:N; available: {devices})"),
 ])
 def test_user_mistakes_give_one_error_line_and_status_2(tmp_path, capsys, argv, expected):
     cfg = toy_yaml(tmp_path, tmp_path / "run")
     argv = [a.format(tmp=tmp_path, cfg=cfg) for a in argv]
     assert cli(*argv) == 2
     errors, err = error_lines(capsys)
-    assert errors == [expected.format(tmp=tmp_path)], err
+    assert errors == [expected.format(tmp=tmp_path, devices=", ".join(available_devices()))], err
     assert "Traceback" not in err
 
 

@@ -252,3 +252,44 @@ def test_grid_mlr_keeps_distractors_full_size_and_in_the_gallery(tmp_path):
     assert all(r.scale == 1.0 for r in ds.records if r.pid == 0)
     for s in load_prepared_splits(tmp_path / "mlr-grid"):
         assert sum(r.pid == 0 for r in s.gallery) == 7 and 0 not in {r.pid for r in s.train}
+
+
+def truncated_jpeg(path, size=(24, 64)):
+    """A JPEG cut in the middle of its pixel data: its header (and size) read fine."""
+    pixels = np.random.default_rng(1).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95)
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+
+
+def test_truncated_hr_jpeg_is_refused_or_counted_at_prepare_time(viper, tmp_path):
+    # cam_b is the HR camera for everybody: its images are linked, and must still be decoded once
+    (viper / "cam_b" / "005_090.bmp").unlink()
+    truncated_jpeg(viper / "cam_b" / "005_090.jpg")
+    with pytest.raises(ImageReadError, match="005_090.jpg: image file is truncated"):
+        prepare_dataset("viper", viper, tmp_path / "a", lr_camera=0, num_splits=1, progress=False)
+    assert not (tmp_path / "a").exists()
+    result = prepare_dataset("viper", viper, tmp_path / "b", lr_camera=0, num_splits=1, bad_images="skip",
+                             progress=False)
+    assert result.num_records == 23 and result.skipped == {"unreadable: truncated": 1}
+
+
+def test_self_looping_symlink_named_like_an_image_is_refused_or_counted(viper, tmp_path):
+    link = viper / "cam_b" / "005_090.bmp"
+    link.unlink()
+    link.symlink_to(link.name)  # points at itself
+    with pytest.raises(ImageReadError, match="005_090.bmp: .*symbolic link"):
+        prepare_dataset("viper", viper, tmp_path / "a", num_splits=1, progress=False)
+    result = prepare_dataset("viper", viper, tmp_path / "b", num_splits=1, bad_images="skip", progress=False)
+    assert result.num_records == 23 and result.skipped == {"unreadable: broken_link": 1}
+
+
+def test_lr_image_too_small_to_down_sample_is_refused_or_counted_not_recorded_as_reduced(viper, tmp_path):
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(viper / "cam_a" / "003_090.bmp")  # cam_a is the LR camera
+    with pytest.raises(ImageReadError, match="003_090.bmp: image is 1x1 pixels, too small to down-sample by x"):
+        prepare_dataset("viper", viper, tmp_path / "a", lr_camera=0, num_splits=1, progress=False)
+    result = prepare_dataset("viper", viper, tmp_path / "b", lr_camera=0, num_splits=1, bad_images="skip",
+                             progress=False)
+    assert result.num_records == 23 and result.skipped == {"unreadable: too_small": 1}
+    records = json.loads((tmp_path / "b" / "manifest.json").read_text())["records"]
+    assert all(Image.open(tmp_path / "b" / r["path"]).size != (1, 1) for r in records)

@@ -163,3 +163,14 @@ def test_default_method_rejects_unexpected_extra_state():
 
     with pytest.raises(CheckpointError, match="does not use"):
         Plain().load_extra_state({"table": torch.zeros(2)})
+
+
+def test_last_naming_deleted_files_warns_before_falling_back(tmp_path, caplog):
+    method = make_toy()
+    save_checkpoint(tmp_path, "e001", method, position=TrainPosition(0, "warmup", 1, 1, 5))
+    save_checkpoint(tmp_path, "e002", method, position=TrainPosition(0, "warmup", 2, 2, 10))
+    for suffix in (".json", ".safetensors"):
+        (tmp_path / f"e002{suffix}").unlink()
+    with caplog.at_level("WARNING", logger="lrreid"):
+        assert load_checkpoint(tmp_path).path == tmp_path / "e001"
+    assert "'last' names e002, whose files are missing; using e001" in caplog.text

@@ -9,6 +9,7 @@ import torch
 from lrreid.build import build_method, build_splits, build_trainer
 from lrreid.config import import_plugins, load_config
 from lrreid.engine import Hook, TrainingDivergedError, read_loss_history
+from lrreid.engine import checkpoint as ckpt_io
 from lrreid.engine import distributed as dist_utils
 from lrreid.engine.checkpoint import find_last, load_checkpoint
 from lrreid.errors import ConfigError
@@ -227,3 +228,57 @@ def test_bf16_autocast_trains_on_cpu_and_fp16_needs_cuda(tmp_path):
     assert trainer.iteration == 4 and trainer.method.encoder.weight.dtype == torch.float32
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         make_trainer(tmp_path / "b", "train.precision=fp16", "train.device=cpu")
+
+
+def test_run_killed_between_a_checkpoint_and_its_loss_rows_resumes_with_every_row(tmp_path, monkeypatch):
+    reference = make_trainer(tmp_path / "ref")
+    reference.train()
+    run = tmp_path / "run"
+    real_save = ckpt_io.save_checkpoint
+
+    def save_then_die(directory, stem, *args, **kwargs):  # the process dies right after this checkpoint
+        path = real_save(directory, stem, *args, **kwargs)
+        if stem == "p1-joint-e001":
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run).train()
+    monkeypatch.undo()
+    make_trainer(run, "train.resume=true").train(resume=True)
+    rows = read_loss_history(run / "losses.csv")
+    assert [r["iteration"] for r in rows] == list(range(1, ITERS_PER_EPOCH * sum(EPOCHS.values()) + 1))
+    assert rows == read_loss_history(tmp_path / "ref" / "losses.csv")
+
+
+def test_resume_removes_temporary_files_left_by_writes_killed_midway(tmp_path):
+    import tempfile
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run, hooks=[StopAt("joint", 1)]).train()
+    # what SIGKILL inside atomic_path leaves: hidden temporaries beside the checkpoint and the loss log
+    leftovers = [Path(tempfile.mkstemp(prefix=".p1-joint-e002.safetensors.", suffix=".tmp", dir=run / "checkpoints")[1]),
+                 Path(tempfile.mkstemp(prefix=".losses.csv.", suffix=".tmp", dir=run)[1])]
+    make_trainer(run, "train.resume=true").train(resume=True)
+    assert not any(p.exists() for p in leftovers)
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_truncated_newest_checkpoint_resumes_from_the_newest_complete_one(tmp_path, caplog):
+    reference = make_trainer(tmp_path / "ref")
+    reference.train()
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run, hooks=[StopAt("joint", 2)]).train()
+    newest = run / "checkpoints" / "p1-joint-e002.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])  # e.g. a disk that filled up
+    with caplog.at_level("WARNING", logger="lrreid"):
+        resumed = make_trainer(run, "train.resume=true")
+        resumed.train(resume=True)
+    assert "p1-joint-e002" in caplog.text and "truncated" in caplog.text
+    assert "resuming from p1-joint-e001 instead" in caplog.text
+    for k, v in params(reference.method).items():
+        assert torch.equal(v, params(resumed.method)[k]), k
+    assert read_loss_history(run / "losses.csv") == read_loss_history(tmp_path / "ref" / "losses.csv")

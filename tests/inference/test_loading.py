@@ -82,3 +82,14 @@ def test_identity_depends_on_weights_not_on_precision(pri_method):
 def test_missing_run_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="no such run"):
         load_pipeline(tmp_path / "nowhere")
+
+
+def test_a_file_that_is_not_a_run_says_what_it_is_and_what_was_expected(tmp_path):
+    weights = tmp_path / "weights.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, weights)
+    with pytest.raises(CheckpointError) as exc:
+        load_pipeline(weights)
+    message = str(exc.value)
+    assert "\n" not in message and "not found" not in message
+    assert message.startswith(f"{weights}: a zip archive (torch.save format)")
+    assert "not an lrreid run or checkpoint (expected a run folder" in message

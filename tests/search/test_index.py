@@ -209,3 +209,22 @@ def test_blocked_exact_search_equals_faiss_flat_and_the_evaluation_distances(met
     full = pairwise_distance(q, g, metric).numpy()
     np.testing.assert_allclose(dist, np.take_along_axis(full, rows, axis=1), atol=1e-4)
     assert (np.diff(dist, axis=1) >= 0).all()
+
+
+def test_very_large_probe_is_reduced_before_super_resolution(gallery, pipe, tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (2000, 4000), (90, 120, 150)).save(big)  # 8 MP of one colour: cheap to store and read
+    searcher = Searcher(build_index(gallery, pipe, progress=False).index_dir, model=pipe)
+    seen = []
+
+    def spy(module, args):
+        seen.append(tuple(args[0].shape[-2:]))
+        assert max(seen[-1]) <= 128, f"SR network called on a {seen[-1]} probe"  # stop early on a full-size one
+
+    handle = pipe.sr_net.register_forward_pre_hook(spy)
+    try:
+        (result,) = searcher.search([big], k=3, scale=2)
+    finally:
+        handle.remove()
+    assert seen and all(h <= pipe.input_size[0] and w <= pipe.input_size[1] for h, w in seen)
+    assert len(result.matches) == 3

@@ -42,9 +42,11 @@ def index_command(
     Example: lrreid index photos/gallery --model runs/demo --approx ivf --check
     """
     from lrreid.search.index import build_index
+    from lrreid.utils.device import resolve_device
 
     if approx not in ("flat", "ivf", "hnsw"):
         raise ConfigError(f"--approx {approx!r}: expected flat, ivf or hnsw")
+    resolve_device(device, "--device")  # before the model is loaded
     params = {k: v for k, v in {"nlist": nlist, "nprobe": nprobe, "M": hnsw_m, "efSearch": ef_search}.items()
               if v is not None}
     pipe = _load(model, fast, device, batch_size)
@@ -54,13 +56,17 @@ def index_command(
 
 
 def _expand_probes(probes: list[Path]) -> list[Path]:
-    """Probe paths, with folders replaced by the image files inside them (sorted)."""
+    """Probe paths, with folders replaced by the image files inside them (sorted); an empty folder is an error."""
+    from lrreid.errors import DatasetLayoutError
     from lrreid.search.index import scan_gallery
 
     out = []
     for p in probes:
         if p.is_dir():
-            out.extend(p / e.path for e in scan_gallery(p)[0])
+            found = scan_gallery(p)[0]
+            if not found:
+                raise DatasetLayoutError(f"{p}: no image files found (expected a folder of probe images)")
+            out.extend(p / e.path for e in found)
         else:
             out.append(p)
     return out
@@ -88,6 +94,7 @@ def search_command(
     from lrreid.search.html import write_html
     from lrreid.search.index import GalleryIndex
     from lrreid.search.searcher import Searcher
+    from lrreid.utils.device import resolve_device
 
     if scale != "auto":
         try:
@@ -96,6 +103,7 @@ def search_command(
             raise ConfigError(f"--scale {scale!r}: expected auto or an integer scale factor") from None
     else:
         scale_value = "auto"
+    resolve_device(device, "--device")  # before the model is loaded
     source = model or GalleryIndex.load(index).manifest["model"].get("source")
     if not source:
         raise ConfigError(f"{index}: the index does not record its model; pass --model")

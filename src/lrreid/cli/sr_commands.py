@@ -83,10 +83,10 @@ def sr_benchmark_command(
     if (data is None) == (person_crops is None):
         raise ConfigError("give exactly one of --data SR_TEST_SET or --person-crops DATASET ROOT")
     scale_list = _parse_scales(scales)
+    dev = resolve_device(device, "--device")
     net = build_sr_model(model, weights=weights)
     for s in scale_list:
         net.check_scale(s)  # fail before any work
-    dev = resolve_device(device)
     net = net.to(dev).eval()
 
     if data is not None:

@@ -33,6 +33,8 @@ def train(
     Example: lrreid train configs/pri_caviar.yaml train.batch_size=8 --output runs/pri-caviar
     Example: lrreid train configs/pri_caviar_cpu.yaml --each-split
     """
+    from lrreid.utils.device import resolve_device
+
     overrides = list(overrides or [])
     if each_split:
         overrides.append("train.one_model_per_split=true")
@@ -40,7 +42,8 @@ def train(
         from lrreid.config import load_config
         from lrreid.engine.distributed import launch_torchrun
 
-        load_config(config, overrides)  # config mistakes: one line here, not N tracebacks from torchrun
+        cfg = load_config(config, overrides)  # config mistakes: one line here, not N tracebacks from torchrun
+        resolve_device(cfg.train.device, "train.device")
         args = ["train", str(config), *overrides]  # --each-split travels as train.one_model_per_split=true
         if resume:
             args.append("--resume")
@@ -60,6 +63,7 @@ def train(
     if resume:
         overrides.append("train.resume=true")
     cfg = load_config(config, overrides)
+    resolve_device(cfg.train.device, "train.device")  # before anything is built or written
     info = setup_distributed(cfg.train.device)
     configure_threads(cfg.train.num_threads, processes=info.world_size, logger=logging.getLogger("lrreid.train") if info.is_main else None)
     finished = False

@@ -45,13 +45,12 @@ _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 
 def _error(path: Path, reason: str, detail: str) -> ImageReadError:
     """An ImageReadError whose ``reason`` (a short key) lets :class:`BadImagePolicy` count it."""
-    err = ImageReadError(f"{path}: {detail}")
-    err.reason = reason  # type: ignore[attr-defined]
-    err.path = str(path)  # type: ignore[attr-defined]
-    return err
+    return ImageReadError(f"{path}: {detail}", reason=reason, path=str(path))
 
 
 def _check_file(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise _error(path, "broken_link", "is a symbolic link that loops or points nowhere (expected an image file)")
     if not path.exists():
         raise _error(path, "missing", "file not found (expected an image file)")
     if not path.is_file():
@@ -223,7 +222,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 class BadImagePolicy:
     """What to do when an image cannot be read: ``"raise"`` (default) or ``"skip"`` and count it.
 
-    In skip mode :meth:`handle` records the error under its reason (``missing``, ``empty``,
+    In skip mode :meth:`handle` records the error under its reason (``missing``, ``broken_link``, ``empty``,
     ``not_an_image``, ``truncated``, ``corrupt``, ``too_small``, ``too_large``, ...) and logs one
     line per file: the first ``warn_first`` at WARNING, the rest at DEBUG.  Errors that are not
     :class:`ImageReadError` (bugs) are always re-raised.

@@ -3,7 +3,8 @@
 * ``protocol="mlr"`` (MLR-VIPeR, MLR-CUHK03, MLR-Market1501, MLR-DukeMTMC-reID, MLR-PRID): the
   images that :func:`~lrreid.data.protocols.mlr_assign_factors` makes LR are down-sampled with
   :func:`~lrreid.data.degradations.bicubic_downsample` and stored at their small size as PNG (no
-  second lossy encoding); the other images are hard-linked (or copied) unchanged.  Splits: the
+  second lossy encoding); the other images are hard-linked (or copied) unchanged, after one full
+  decode each (a truncated file fails here, not epochs into training).  Splits: the
   single-shot LR protocol (:func:`~lrreid.data.protocols.lr_single_shot_protocol`).
 * ``protocol="genuine"`` (CAVIAR4REID, GRID): no image changes (all linked or copied); splits of
   :func:`~lrreid.data.protocols.genuine_lr_protocol` (GRID: :func:`~lrreid.data.protocols.grid_protocol`).
@@ -27,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ from lrreid.data.datasets.prepared import (
     FORMAT, FORMAT_VERSION, MANIFEST, load_prepared_splits, read_manifest,  # noqa: F401 (re-exported)
 )
 from lrreid.data.degradations import bicubic_downsample
-from lrreid.data.imageio import BadImagePolicy, image_size, read_image
+from lrreid.data.imageio import BadImagePolicy, read_image
 from lrreid.data.protocols import MLR_FACTORS, genuine_protocol_for, lr_single_shot_protocol, mlr_assign_factors
 from lrreid.data.records import Record, ReidDataset, TrackletRecord
 from lrreid.errors import ConfigError, DatasetLayoutError, ImageReadError
@@ -149,11 +151,16 @@ def _write_record(record: Record, factor: float, names: dict[str, str], tmp: Pat
         rel = Path("images") / names[src]
         if factor > 1:
             rel = rel.with_suffix(".png")  # lossless: the only degradation is the down-sampling
-            small = bicubic_downsample(read_image(src), factor)
+            image = read_image(src)
+            if min(image.size) < factor:  # it would stay (nearly) as is, yet be recorded as reduced
+                raise ImageReadError(
+                    f"{src}: image is {image.width}x{image.height} pixels, too small to down-sample by x{factor:g} "
+                    f"(expected sides of at least {math.ceil(factor)} px)", reason="too_small", path=src)
+            small = bicubic_downsample(image, factor)
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             small.save(tmp / rel)
         else:
-            image_size(src)  # a missing / empty / non-image file fails here, like a decoded one
+            read_image(src)  # decoded once here, so a truncated file fails now instead of in training
             _place(src, tmp / rel, link)
         out.append(rel.as_posix())
     return out

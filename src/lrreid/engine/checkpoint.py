@@ -11,7 +11,8 @@ A checkpoint ``<dir>/<stem>`` is two files, both written atomically, the JSON la
   numpy and python RNG states, the run config, and the size + SHA-256 of the tensor file.
 
 A tensor file without its JSON is an interrupted write and is ignored.  ``<dir>/last`` names the
-newest complete checkpoint; it is rewritten (atomically) only after both files exist.
+newest complete checkpoint; it is rewritten (atomically) only after both files exist.  Resuming
+(:func:`load_for_resume`) passes over a newest checkpoint that does not load, saying so.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ from safetensors.torch import save as st_save
 
 from lrreid.errors import CheckpointError
 from lrreid.utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from lrreid.utils.logging import get_logger
+
+log = get_logger("engine.checkpoint")
 
 FORMAT_VERSION = 1
 LAST_POINTER = "last"
@@ -138,27 +142,63 @@ def save_checkpoint(
     return directory / stem
 
 
-def find_last(directory: str | os.PathLike) -> Path | None:
-    """Stem of the newest complete checkpoint in ``directory`` (via ``last``), or None if there is none."""
+def complete_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Stems of the checkpoints in ``directory`` with both files and readable metadata, newest first
+    (by training position; ``last`` is not consulted)."""
     directory = Path(directory)
-    pointer = directory / LAST_POINTER
-    if pointer.is_file():
-        stem = pointer.read_text().strip()
-        if stem and (directory / f"{stem}.json").is_file() and (directory / f"{stem}.safetensors").is_file():
-            return directory / stem
-    # No usable pointer (e.g. deleted by hand): the newest complete pair by training position.
-    best, best_key = None, None
+    found = []
     for js in directory.glob("*.json"):
         if not js.with_suffix(".safetensors").is_file():
             continue
         try:
             pos = json.loads(js.read_text())["position"]
-            key = (pos["global_epoch"], pos["iteration"])
+            found.append(((pos["global_epoch"], pos["iteration"]), directory / js.stem))
         except (ValueError, KeyError, TypeError, OSError):
             continue
-        if best_key is None or key > best_key:
-            best, best_key = directory / js.stem, key
+    return [stem for _, stem in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def find_last(directory: str | os.PathLike) -> Path | None:
+    """Stem of the newest complete checkpoint in ``directory`` (via ``last``), or None if there is none.
+
+    When ``last`` names files that are gone (deleted by hand), the newest complete checkpoint by
+    training position is used, with a warning: the run would otherwise quietly go back in time.
+    """
+    directory = Path(directory)
+    pointer = directory / LAST_POINTER
+    named = pointer.read_text().strip() if pointer.is_file() else ""
+    if named and (directory / f"{named}.json").is_file() and (directory / f"{named}.safetensors").is_file():
+        return directory / named
+    complete = complete_checkpoints(directory)
+    best = complete[0] if complete else None
+    if named:
+        instead = f"using {best.name}, the newest complete checkpoint" if best else "no complete checkpoint is left"
+        log.warning("%s: 'last' names %s, whose files are missing; %s", pointer, named, instead)
     return best
+
+
+def load_for_resume(directory: str | os.PathLike) -> Checkpoint | None:
+    """The newest checkpoint of ``directory`` that loads, or None if it holds none.
+
+    A newest checkpoint that is truncated or corrupt (a full disk, a copy cut short) is passed over,
+    with a warning naming it and the one resumed from instead; only when none loads is that an error.
+    """
+    first = find_last(directory)
+    if first is None:
+        return None
+    candidates = [first] + [stem for stem in complete_checkpoints(directory) if stem != first]
+    errors = []
+    for stem in candidates:
+        try:
+            ckpt = load_checkpoint(stem)
+        except CheckpointError as exc:
+            log.warning("cannot resume from %s: %s", stem.name, exc)
+            errors.append(exc)
+            continue
+        if errors:
+            log.warning("resuming from %s instead, the newest checkpoint that loads", stem.name)
+        return ckpt
+    raise CheckpointError(f"{directory}: no checkpoint loads ({len(errors)} tried; the newest: {errors[0]})")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -171,6 +211,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                 if found is not None:
                     return found
         raise CheckpointError(f"{p}: no complete checkpoint found (expected checkpoints/last or a <name>.json + .safetensors pair)")
+    if p.is_file() and p.suffix not in (".json", ".safetensors"):
+        raise CheckpointError(not_a_checkpoint(p))
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
     if not p.with_suffix(".json").is_file():
@@ -178,6 +220,25 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
             raise CheckpointError(f"{p}.json missing: the checkpoint write was interrupted (use the previous one)")
         raise CheckpointError(f"checkpoint '{path}' not found")
     return p
+
+
+def not_a_checkpoint(path: Path) -> str:
+    """The error for an existing file that is neither a run nor a checkpoint: what it looks like, what was expected."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    size = path.stat().st_size
+    if not head:
+        kind = "empty file"
+    elif head.startswith(b"PK\x03\x04"):
+        kind = "zip archive (torch.save format)"
+    elif head[:1] == b"\x80":
+        kind = "pickle file (old torch.save format)"
+    elif head.lstrip()[:1] == b"<":
+        kind = "XML/HTML file"
+    else:
+        kind = f"{size}-byte file"
+    return (f"{path}: a {kind}, not an lrreid run or checkpoint (expected a run folder with checkpoints/, "
+            f"or a checkpoint's .json beside its .safetensors)")
 
 
 def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:

@@ -43,8 +43,11 @@ class CheckpointHook(Hook):
     """Save every ``every`` epochs and at the end of each phase (atomically; ``last`` names the newest).
 
     ``keep`` limits how many per-epoch checkpoints stay (oldest removed first); the checkpoint at
-    the end of each phase is always kept.
+    the end of each phase is always kept.  It runs after every other hook (``order``), so that the
+    loss rows and evaluations of an epoch are written before the checkpoint that ends it.
     """
+
+    order = 100
 
     def __init__(self, every: int = 1, keep: int | None = None):
         self.every = max(1, every)

@@ -28,6 +28,7 @@ from lrreid.engine import distributed as dist_utils
 from lrreid.engine.seeding import epoch_seeds, seed_everything
 from lrreid.errors import ConfigError, LrreidError
 from lrreid.methods.base import EpochContext, Method, Phase
+from lrreid.utils.atomic import remove_leftover_temporaries
 from lrreid.utils.device import Precision, resolve_device
 from lrreid.utils.logging import get_logger
 
@@ -81,6 +82,9 @@ class Hook:
     """
 
     trainer: "Trainer"
+    # Hooks run in ascending ``order`` (ties: in registration order).  CheckpointHook runs last:
+    # a checkpoint marks its epoch done, so what other hooks write for the epoch must be on disk first.
+    order: int = 0
 
     def before_train(self) -> None: ...
     def on_resume(self, ckpt: ckpt_io.Checkpoint) -> None: ...
@@ -146,7 +150,7 @@ class Trainer:
         self.log_every = max(1, log_every)
         self.config = config
 
-        device = resolve_device(device) if isinstance(device, str) else device
+        device = resolve_device(device, "train.device") if isinstance(device, str) else device
         if device.type == "cuda" and self.dist.enabled:
             device = torch.device("cuda", self.dist.local_rank)
         if precision not in ("fp32", "bf16", "fp16"):
@@ -186,6 +190,7 @@ class Trainer:
     def register_hook(self, hook: Hook) -> None:
         hook.trainer = self
         self.hooks.append(hook)
+        self.hooks.sort(key=lambda h: h.order)  # stable: equal orders keep registration order
 
     def position(self) -> ckpt_io.TrainPosition:
         return ckpt_io.TrainPosition(
@@ -206,6 +211,11 @@ class Trainer:
         if not self.phases:
             raise ConfigError(f"method {self.method.name!r} defines no training phases")
         start_phase, start_epoch, ckpt = 0, 0, None
+        if self.is_main:  # what killed writes left behind: this run's folder is ours alone
+            for folder in (self.run_dir, self.checkpoint_dir):
+                removed = remove_leftover_temporaries(folder)
+                if removed:
+                    log.info("removed %d temporary file(s) of interrupted writes in %s", len(removed), folder)
         if resume:
             ckpt = self._load_resume_checkpoint(resume)
         else:  # every rank checks, so all stop together
@@ -224,11 +234,13 @@ class Trainer:
         return self.method
 
     def _load_resume_checkpoint(self, resume) -> ckpt_io.Checkpoint | None:
-        target = self.checkpoint_dir if resume is True else Path(resume)
-        if resume is True and ckpt_io.find_last(self.checkpoint_dir) is None:
-            log.warning("nothing to resume in %s: starting from scratch", self.checkpoint_dir)
-            return None
-        ckpt = ckpt_io.load_checkpoint(target)
+        if resume is True:  # the newest checkpoint that loads
+            ckpt = ckpt_io.load_for_resume(self.checkpoint_dir)
+            if ckpt is None:
+                log.warning("nothing to resume in %s: starting from scratch", self.checkpoint_dir)
+                return None
+        else:
+            ckpt = ckpt_io.load_checkpoint(Path(resume))
         ckpt_io.load_into(ckpt, self.method)
         self.method.to(self.device)
         return ckpt

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from lrreid.errors import CheckpointError
-from lrreid.inference.pipeline import IMAGENET_MEAN, IMAGENET_STD, LRReIDPipeline
+from lrreid.inference.pipeline import IMAGENET_MEAN, IMAGENET_STD, MIN_PROBE_SIDE, LRReIDPipeline
 from lrreid.utils.device import Precision
 
 
@@ -77,11 +77,12 @@ def pipeline_from_method(
     mean = getattr(method, "pixel_mean", None)
     std = getattr(method, "pixel_std", None)
     precision = Precision.for_inference(device, fast=fast)
+    inference = getattr(method, "inference", None)  # PRI's inference section: the probe size rule of evaluate
     pipe = LRReIDPipeline(
         reid_net, sr_net, predictor, scales=scales, fixed_scale=fixed_scale, input_size=input_size, precision=precision, sr_precision=sr_precision_for(precision),
         mean=IMAGENET_MEAN if mean is None else tuple(mean.flatten().tolist()),
         std=IMAGENET_STD if std is None else tuple(std.flatten().tolist()),
-        batch_size=batch_size,
+        batch_size=batch_size, min_probe_side=getattr(inference, "min_probe_side", MIN_PROBE_SIDE),
     )
     if source is not None:
         pipe.source = _source_info(Path(source))

@@ -95,13 +95,40 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
     )
 
 
-def load_images(images: ImageLike | Iterable[ImageLike]) -> list[torch.Tensor]:
-    """:func:`to_image_tensor` over a list (a single image is a list of one)."""
+# Probes with a shorter side are too small to super-resolve (PRI's inference.min_probe_side default).
+MIN_PROBE_SIDE = 4
+
+
+def probe_side_limit(configured: int = MIN_PROBE_SIDE, sr_net: torch.nn.Module | None = None) -> int:
+    """The shortest probe side that is super-resolved: ``configured`` or the SR network's own
+    ``min_input_size``, whichever is larger (the rule of ``lrreid evaluate`` and of search)."""
+    return max(int(configured), int(getattr(sr_net, "min_input_size", 1) or 1))
+
+
+def probe_too_small(height: int, width: int, limit: int) -> str | None:
+    """Why a ``height x width`` probe cannot be super-resolved under ``limit``, or None if it can."""
+    if min(height, width) < limit:
+        return (f"{width}x{height} px, below the minimum side of {limit} px "
+                "(inference.min_probe_side / the SR network's limit)")
+    return None
+
+
+def probe_name(image: ImageLike, i: int) -> str:
+    """How errors and results name a probe: its path, or ``<image i>`` for one in memory."""
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {i}>"
+
+
+def _as_image_list(images: ImageLike | Iterable[ImageLike]) -> list[ImageLike]:
     if isinstance(images, (str, os.PathLike, Image.Image)) or (
         isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 3
     ):
-        images = [images]
-    return [to_image_tensor(im) for im in images]
+        return [images]
+    return list(images)
+
+
+def load_images(images: ImageLike | Iterable[ImageLike]) -> list[torch.Tensor]:
+    """:func:`to_image_tensor` over a list (a single image is a list of one)."""
+    return [to_image_tensor(im) for im in _as_image_list(images)]
 
 
 def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -345,6 +372,13 @@ class LRReIDPipeline:
             the fast path for small SR networks (at most ``SMALL_SR_CONV_WEIGHTS`` convolution
             weights, i.e. multiply-adds per LR pixel), else 1; always 1 where the masked canvas
             is not exact for the SR network).
+        min_probe_side: probes with a shorter side are refused (``ImageReadError``, reason
+            ``too_small``), as ``lrreid evaluate`` refuses them (``inference.min_probe_side``); the
+            SR network's ``min_input_size`` raises it.
+
+    A probe larger than ``input_size`` in either side is first reduced (aspect kept) to fit it:
+    its SR output is resized to ``input_size`` anyway, and SR at the full size of a photo costs
+    gigabytes for nothing.
 
     Example:
         >>> pipe = LRReIDPipeline(reid_net, sr_net, predictor, scales=(1, 2, 3, 4))
@@ -371,6 +405,7 @@ class LRReIDPipeline:
         batch_size: int = 32,
         fold_batchnorm: bool | None = None,
         sr_size_multiple: int | None = None,
+        min_probe_side: int = MIN_PROBE_SIDE,
     ):
         scales = tuple(int(s) for s in scales)
         if fixed_scale is not None and int(fixed_scale) != fixed_scale:
@@ -393,6 +428,7 @@ class LRReIDPipeline:
             normalize_features=bool(normalize_features),
         )
         self.batch_size = max(1, int(batch_size))
+        self.min_probe_side = probe_side_limit(min_probe_side, sr_net)
         if sr_size_multiple is not None and int(sr_size_multiple) < 1:
             raise ConfigError(f"sr_size_multiple={sr_size_multiple!r}: expected an integer >= 1 (1: exact sizes)")
         if sr_size_multiple is None:  # canvases pay off where per-call costs outweigh padded pixels
@@ -519,6 +555,25 @@ class LRReIDPipeline:
         with self._canvas.regions(images.shape[-2:], sizes):
             return self._run(self._canvas.net, self.sr_precision, images, int(scale)).clamp_(0, 1).cpu()
 
+    def check_probe_size(self, image: torch.Tensor, name: str = "<image>") -> torch.Tensor:
+        """``image`` if it is at least ``min_probe_side`` on each side, else ImageReadError (``too_small``)."""
+        problem = probe_too_small(*image.shape[-2:], self.min_probe_side)
+        if problem is not None:
+            raise ImageReadError(f"{name}: probe is {problem}", reason="too_small", path=name)
+        return image
+
+    def prepare_probe(self, image: torch.Tensor, name: str = "<image>") -> torch.Tensor:
+        """A ``[3, h, w]`` probe as SR will see it: refused if smaller than ``min_probe_side``
+        (ImageReadError, reason ``too_small``), reduced (aspect kept) if larger than ``input_size``."""
+        image = self.check_probe_size(image, name)
+        h, w = image.shape[-2:]
+        max_h, max_w = self.input_size
+        if h <= max_h and w <= max_w:
+            return image
+        ratio = min(max_h / h, max_w / w)
+        size = (max(1, round(h * ratio)), max(1, round(w * ratio)))
+        return resize_batch(image[None], size)[0]
+
     def embed_probes(
         self,
         images: Iterable[ImageLike],
@@ -530,15 +585,17 @@ class LRReIDPipeline:
         ``scale``: ``None`` uses the pipeline's setting (``fixed_scale`` if given, else the
         predictor); ``"auto"`` the predictor; an integer forces that scale for every probe.
         Probes are grouped by (scale, size) so each SR call is a single batched call at one scale;
-        the result is in input order.
+        the result is in input order.  Each probe goes through :meth:`prepare_probe` first.
         """
-        tensors = load_images(images)
+        images = _as_image_list(images)
         if self.sr_net is None and self.predictor is None:
             # no SR (a bare re-ID network): a probe is embedded exactly as a gallery image is
+            tensors = [self.check_probe_size(to_image_tensor(im), probe_name(im, i)) for i, im in enumerate(images)]
             self._choose_scales(tensors, scale)  # still refuses a scale this model cannot do
             with torch.inference_mode():
                 features = self._embed_gallery(tensors, None)
             return ProbeFeatures(features.clone(), [1] * len(tensors), [t.clone() for t in tensors] if return_sr else None)
+        tensors = [self.prepare_probe(to_image_tensor(im), probe_name(im, i)) for i, im in enumerate(images)]
         with torch.inference_mode():
             features, chosen, sr_out = self._embed_probes(tensors, scale, return_sr)
         sr_out = None if sr_out is None else [t.clone() for t in sr_out]

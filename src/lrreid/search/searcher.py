@@ -102,18 +102,20 @@ class Searcher:
         """The top-``k`` gallery images for each probe (paths, PIL images, HxWx3 arrays or tensors).
 
         ``scale``: ``None``/``"auto"`` lets the model's predictor choose, an integer forces it.
-        ``bad_images="skip"`` skips unreadable probes (counted and logged) instead of raising.
+        ``bad_images="skip"`` skips unreadable probes and probes too small to super-resolve (counted
+        and logged) instead of raising; probes larger than the re-ID input are reduced first.
         ``keep_images`` keeps each probe and its SR output on the result (for pictures).
         """
         from lrreid.data.imageio import BadImagePolicy
-        from lrreid.inference.pipeline import to_image_tensor
+        from lrreid.inference.pipeline import probe_name, to_image_tensor
 
         policy = BadImagePolicy(bad_images)
         names, tensors = [], []
         for i, image in enumerate(_as_list(images)):
-            try:
-                tensors.append(to_image_tensor(image))
-                names.append(str(image) if isinstance(image, (str, os.PathLike)) else f"<image {i}>")
+            name = probe_name(image, i)
+            try:  # too small: refused; very large: reduced now, so only one full-size image is ever held
+                tensors.append(self.pipeline.prepare_probe(to_image_tensor(image), name))
+                names.append(name)
             except ImageReadError as exc:
                 policy.handle(exc)
         policy.log_summary()

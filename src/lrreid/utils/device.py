@@ -24,10 +24,39 @@ def cpu_has_fast_bf16() -> bool:
     return any(f in flags for f in ("amx_bf16", "avx512_bf16"))
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def available_devices() -> list[str]:
+    """The devices lrreid can run on here, e.g. ``["cpu"]`` or ``["cpu", "cuda:0", "cuda:1"]``."""
+    out = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0)]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def resolve_device(name: str = "auto", option: str = "device") -> torch.device:
+    """``auto`` -> the first GPU if there is one, else the CPU; any other name is checked against
+    :func:`available_devices`, so a device this machine lacks is a one-line ConfigError (naming
+    ``option``, e.g. ``--device``) instead of a traceback from the first tensor moved there.
+
+    >>> resolve_device("cuda:7", "train.device")   # on a CPU-only machine
+    ConfigError: train.device 'cuda:7': not available on this machine (available: cpu)
+    """
+    from lrreid.errors import ConfigError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    available = available_devices()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{option} {name!r}: not a device (expected auto, cpu, cuda or cuda:N; "
+                          f"available: {', '.join(available)})")
+    usable = {"cpu": True, "mps": "mps" in available,
+              "cuda": f"cuda:{device.index or 0}" in available}[device.type]
+    if not usable:
+        raise ConfigError(f"{option} {name!r}: not available on this machine (available: {', '.join(available)})")
+    return device
 
 
 @dataclass(frozen=True)

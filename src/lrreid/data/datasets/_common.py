@@ -39,8 +39,10 @@ def natural_key(name: str) -> list:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, in natural order; other files (Thumbs.db, .txt) are ignored."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p)), key=lambda p: natural_key(p.name))
+    """Entries named like images directly inside ``folder``, in natural order; other files (Thumbs.db,
+    .txt) are ignored.  A broken link or other non-file named like an image is listed, so that reading
+    it fails (or is counted as a skip) instead of it vanishing unnoticed."""
+    return sorted((p for p in folder.iterdir() if not p.is_dir() and is_image_file(p)), key=lambda p: natural_key(p.name))
 
 
 def list_dirs(folder: Path) -> list[Path]:

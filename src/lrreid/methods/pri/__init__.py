@@ -44,9 +44,8 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
 
     predictor_backbone = m.predictor_backbone or m.backbone
     predictor_pretrained = m.pretrained if m.predictor_pretrained == "same" else m.predictor_pretrained
-<<<<<<< HEAD
     try:
-        reid_net = ReIDNet(m.backbone, num_classes=num_classes, feat_dim=m.feat_dim, pretrained=m.pretrained,
+        reid_net = ReIDNet(m.backbone, num_classes=classes, feat_dim=m.feat_dim, pretrained=m.pretrained,
                            head=m.reid_head, neck=m.reid_neck)
     except ValueError as exc:
         raise ConfigError(f"model: {exc}") from None
@@ -54,9 +53,6 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     if fixed is not None and tuple(fixed) != tuple(cfg.data.input_size):
         raise ConfigError(f"model.backbone {m.backbone!r} takes {fixed[0]}x{fixed[1]} images (its pooling is fixed); "
                           f"set data.input_size: [{fixed[0]}, {fixed[1]}] (got {list(cfg.data.input_size)})")
-=======
-    reid_net = ReIDNet(m.backbone, num_classes=classes, feat_dim=m.feat_dim, pretrained=m.pretrained)
->>>>>>> protocols
     predictor = ScalePredictor(predictor_backbone, num_scales=len(m.scales), feat_dim=m.predictor_feat_dim,
                                pretrained=predictor_pretrained)
     try:

@@ -29,6 +29,7 @@ import torch
 
 from lrreid.errors import ImageReadError, ProtocolError
 from lrreid.evaluation import RankResult, evaluate_rank, summarize
+from lrreid.inference.pipeline import probe_side_limit, probe_too_small
 from lrreid.methods.base import EpochContext, EvalReport
 from lrreid.methods.pri.data import load_image
 from lrreid.utils.logging import get_logger
@@ -215,10 +216,7 @@ def embed_gallery(method, records, ctx: EpochContext, batch_size: int) -> torch.
 
 
 def _probe_too_small(method, h: int, w: int) -> str | None:
-    limit = max(int(method.inference.min_probe_side), int(getattr(method.sr_net, "min_input_size", 1) or 1))
-    if min(h, w) < limit:
-        return f"{w}x{h} px, below the minimum side of {limit} px (inference.min_probe_side / the SR network's limit)"
-    return None
+    return probe_too_small(h, w, probe_side_limit(method.inference.min_probe_side, method.sr_net))
 
 
 def load_probes(method, records) -> tuple[list, list[torch.Tensor], int]:

@@ -184,4 +184,4 @@ def test_index_with_a_model_file_that_is_not_a_run_says_what_it_is(capsys, galle
     notes.write_text("just some notes")
     code, _, err = run(capsys, "index", g, "--model", notes)
     assert code == 2 and err.count("\n") == 1 and "not found" not in err
-    assert f"error: {notes}: a 15-byte file, not an lrreid run or checkpoint (expected" in err
+    assert f"error: {notes}: a 15-byte file, not an lrreid run, checkpoint or re-ID weight file (expected" in err

@@ -92,4 +92,4 @@ def test_a_file_that_is_not_a_run_says_what_it_is_and_what_was_expected(tmp_path
     message = str(exc.value)
     assert "\n" not in message and "not found" not in message
     assert message.startswith(f"{weights}: a zip archive (torch.save format)")
-    assert "not an lrreid run or checkpoint (expected a run folder" in message
+    assert "not an lrreid run, checkpoint or re-ID weight file (expected a run folder" in message

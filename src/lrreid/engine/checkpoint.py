@@ -237,8 +237,8 @@ def not_a_checkpoint(path: Path) -> str:
         kind = "XML/HTML file"
     else:
         kind = f"{size}-byte file"
-    return (f"{path}: a {kind}, not an lrreid run or checkpoint (expected a run folder with checkpoints/, "
-            f"or a checkpoint's .json beside its .safetensors)")
+    return (f"{path}: a {kind}, not an lrreid run, checkpoint or re-ID weight file (expected a run folder with "
+            f"checkpoints/, a checkpoint's .json beside its .safetensors, an OpenVINO IR .xml or a torchreid OSNet .pth)")
 
 
 def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> Checkpoint:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from lrreid.errors import CheckpointError
+from lrreid.models.reid.load import is_openvino_ir
 from lrreid.inference.pipeline import IMAGENET_MEAN, IMAGENET_STD, MIN_PROBE_SIDE, LRReIDPipeline
 from lrreid.utils.device import Precision
 
@@ -37,9 +38,16 @@ def load_pipeline(
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder or checkpoint (expected a folder with config.yaml)")
     if is_encoder_file(path):
+        from lrreid.engine.checkpoint import not_a_checkpoint
         from lrreid.models.reid.load import load_encoder
 
-        return pipeline_from_encoder(load_encoder(path), path, fast=fast, device=device, batch_size=batch_size)
+        try:
+            encoder = load_encoder(path)
+        except CheckpointError as exc:
+            if is_openvino_ir(path):  # an IR is only ever a weight file: its own error says what is wrong
+                raise
+            raise CheckpointError(f"{not_a_checkpoint(path)}; read as weights: {str(exc).removeprefix(f'{path}: ')}") from None
+        return pipeline_from_encoder(encoder, path, fast=fast, device=device, batch_size=batch_size)
     from lrreid.build import load_trained_method
 
     from lrreid.config import config_to_yaml

@@ -30,7 +30,7 @@ def _config(tmp_path, **extra) -> dict:
         "eval": {"at_end": False, "batch_size": 4},
     }
     for key, value in extra.items():
-        raw[key].update(value)
+        raw.setdefault(key, {}).update(value)
     return raw
 
 
@@ -76,3 +76,40 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
     trainer = build_trainer(cfg, build_method(cfg, splits), splits)
     trainer.train(resume=True)
     assert trainer.global_epoch == 4  # prompt 1 + sr 1 + reid 2, of which 3 were loaded
+
+
+def test_a_reid_encoder_file_serves_as_i_with_tdp_through_it(tmp_path):
+    """model.encoder: a re-ID network (here a random OSNet x0.25 saved as torchreid does) is I:
+    its file's weights are loaded, L_TDP is computed through it, phase 2 fine-tunes it, evaluation runs."""
+    from lrreid.models.reid import build_encoder
+
+    torch.manual_seed(1)
+    weights = tmp_path / "osnet_x0_25.pth"
+    source = build_encoder("osnet_x0_25", num_classes=11)
+    torch.save(source.state_dict(), weights)
+    cfg = load_config(_config(tmp_path, model={"encoder": "osnet_x0_25", "pretrained": str(weights)},
+                              phases={"prompt": {"epochs": 0}}, loss={"v2sce": 0.0}))
+    splits = build_splits(cfg)
+    method = build_method(cfg, splits)
+    loaded = method.image_encoder.encoder.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
+    assert method.text_encoder is None and [p.name for p in method.phases()] == ["sr", "reid"]
+    build_trainer(cfg, method, splits).train()
+    by_phase: dict[str, set] = {}
+    for row in read_loss_history(tmp_path / "run" / "losses.csv"):
+        by_phase.setdefault(row["phase"], set()).update(k for k, v in row.items() if v not in (None, ""))
+    assert {"pixel", "tdp", "temporal"} <= by_phase["sr"]
+    assert {"id", "triplet"} <= by_phase["reid"]
+    tuned = method.image_encoder.encoder.state_dict()
+    assert not torch.equal(tuned["conv1.conv.weight"], source.state_dict()["conv1.conv.weight"])  # fine-tuned in phase 2
+    ctx = evaluation_context(cfg, tmp_path / "run")
+    ctx.progress = lambda it, total=None, desc=None: it
+    report = run_evaluation(method, splits, ctx)
+    assert "A->G S3-CLIP" in [r.name for r in report.rows]
+
+
+def test_a_reid_encoder_as_i_refuses_the_text_losses(tmp_path):
+    cfg = load_config(_config(tmp_path, model={"encoder": "osnet_x0_25", "pretrained": None},
+                              phases={"prompt": {"epochs": 0}}))
+    with pytest.raises(ConfigError, match=r"loss\.v2sce needs CLIP's text tower"):
+        build_method(cfg, build_splits(cfg))

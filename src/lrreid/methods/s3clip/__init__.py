@@ -40,14 +40,44 @@ class S3ClipSpec:
                         "no training item, no class", without, num_classes, list(sampling.lr_views))
         num_classes = len({r.pid for r in records})
         sr = build_sr_model(sr_cfg.model, weights=sr_cfg.pretrained, **sr_cfg.args)
-        image_encoder, text_encoder = build_clip_reid_encoders(
-            m.clip, image_size=tuple(cfg.data.input_size), pretrained=m.pretrained,
-            adapter_dim=m.adapter_dim, adapter_layers=m.adapter_layers, temporal_adapter=m.temporal_adapter,
-            temporal_kernel=m.temporal_kernel, pooling=m.pooling,
-        )
+        if m.encoder == "clip":
+            image_encoder, text_encoder = build_clip_reid_encoders(
+                m.clip, image_size=tuple(cfg.data.input_size), pretrained=m.pretrained,
+                adapter_dim=m.adapter_dim, adapter_layers=m.adapter_layers, temporal_adapter=m.temporal_adapter,
+                temporal_kernel=m.temporal_kernel, pooling=m.pooling,
+            )
+            encoder_name = m.clip if isinstance(m.clip, str) else "custom"
+        else:
+            image_encoder, text_encoder = _reid_video_encoder(cfg), None
+            encoder_name = m.encoder
         return S3ClipMethod(sr=sr, image_encoder=image_encoder, text_encoder=text_encoder, train_records=records,
                             num_classes=num_classes, config=cfg.method_config, input_size=tuple(cfg.data.input_size),
-                            seed=cfg.seed, sr_name=sr_cfg.model, clip_name=m.clip if isinstance(m.clip, str) else "custom")
+                            seed=cfg.seed, sr_name=sr_cfg.model, clip_name=encoder_name)
+
+
+def _reid_video_encoder(cfg):
+    """I as a re-ID encoder (model.encoder) with its file's weights: checked against what needs CLIP."""
+    from lrreid.errors import ConfigError
+    from lrreid.models.backbones import create_encoder
+    from lrreid.models.reid.encoder import is_encoder_name
+    from lrreid.models.reid.video import FrameEncoderVideo
+
+    m, mc = cfg.model, cfg.method_config
+    if not is_encoder_name(m.encoder):
+        from lrreid.models.reid.encoder import REID_ENCODERS
+
+        raise ConfigError(f"model.encoder={m.encoder!r}: expected clip or a re-ID encoder ({', '.join(REID_ENCODERS.names())})")
+    needs_text = [name for name, on in (("loss.v2sce", mc.loss.v2sce), ("loss.i2t", mc.loss.i2t),
+                                        ("phases.prompt.epochs", mc.phases.prompt.epochs)) if on]
+    if needs_text:
+        raise ConfigError(f"{needs_text[0]} needs CLIP's text tower, which model.encoder={m.encoder} has not; "
+                          f"set {', '.join(needs_text)} to 0")
+    encoder = create_encoder(m.encoder, m.pretrained)
+    fixed = getattr(encoder, "input_size", None)  # a network whose pooling fixes the frame size (OMZ OSNet)
+    if fixed is not None and tuple(cfg.data.input_size) != tuple(fixed):
+        raise ConfigError(f"model.encoder {m.encoder} takes {fixed[0]}x{fixed[1]} frames; set data.input_size: "
+                          f"[{fixed[0]}, {fixed[1]}] (got {list(cfg.data.input_size)})")
+    return FrameEncoderVideo(encoder, pooling=m.pooling, image_size=tuple(cfg.data.input_size))
 
 
 METHODS.register("s3clip")(S3ClipSpec)

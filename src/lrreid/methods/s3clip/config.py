@@ -26,8 +26,12 @@ from lrreid.config import weights_path
 class ModelConfig:
     """The ReID encoder I: CLIP image tower + adapters, CLIP text tower + identity prompts."""
 
+    # I: "clip" (the paper's CLIP image tower + adapters, sized by ``clip``) or a re-ID encoder of
+    # lrreid.models.reid (osnet_omz_x1_0, osnet_x0_25, ...): per-frame embedding + temporal pooling,
+    # its weights from ``pretrained`` (an OpenVINO IR .xml or torchreid .pth); no text tower then.
+    encoder: str = "clip"
     clip: str = "ViT-B-16"  # size in lrreid.models.reid.clip_reid.CLIP_ARCHS ("ViT-B-16" | "tiny")
-    pretrained: str | None = weights_path()  # OpenAI CLIP file (TorchScript ViT-B-16.pt or a state dict); None: random init
+    pretrained: str | None = weights_path()  # CLIP file (TorchScript ViT-B-16.pt or a state dict) or the encoder's file; None: random init
     adapter_dim: int = 64  # bottleneck width of every adapter
     adapter_layers: int | None = None  # adapters in the last N blocks (None: all)
     temporal_adapter: bool = True  # the across-frames adapter before every adapted block

@@ -66,7 +66,7 @@ class S3ClipMethod(Method):
     name = "s3clip"
     find_unused_parameters = False
 
-    def __init__(self, *, sr: nn.Module, image_encoder: ClipVideoEncoder, text_encoder: ClipTextEncoder,
+    def __init__(self, *, sr: nn.Module, image_encoder: nn.Module, text_encoder: ClipTextEncoder | None,
                  train_records: Sequence[Record], num_classes: int, config: S3ClipConfig,
                  input_size: tuple[int, int], seed: int = 0, sr_name: str = "sr", clip_name: str = "custom"):
         super().__init__()
@@ -80,8 +80,10 @@ class S3ClipMethod(Method):
         self.sr = sr
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
-        self.prompts = IdentityPrompts(num_classes, text_encoder.token_embedding.weight.shape[1],
-                                       text_encoder.context_length, template=config.model.prompt_template)
+        # CLIP's text side (prompt phase, L_v2sce/L_i2t); None when I is a plain re-ID encoder
+        self.prompts = None if text_encoder is None else IdentityPrompts(
+            num_classes, text_encoder.token_embedding.weight.shape[1], text_encoder.context_length,
+            template=config.model.prompt_template)
         self.reid_head = ClipReidHead(image_encoder.width, image_encoder.embed_dim, num_classes)
 
         # Adaptive scale (open question 1): PRI's predictor picks S's factor per LR tracklet.
@@ -108,7 +110,7 @@ class S3ClipMethod(Method):
     # ------------------------------------------------------------------------------ schedule
     def phases(self) -> list[Phase]:
         p = self.cfg.phases
-        out = [Phase("prompt", p.prompt.epochs, ("prompts",))]
+        out = [Phase("prompt", p.prompt.epochs, ("prompts",))] if self.text_encoder is not None else []
         sr_trainable = any(True for _ in self.sr.parameters())
         if self.cfg.schedule == "joint":
             trainable = ("sr", "image_encoder", "reid_head") if sr_trainable else ("image_encoder", "reid_head")
@@ -183,7 +185,7 @@ class S3ClipMethod(Method):
             self._triplets.epoch = epoch + 1000 * self._phase_index(phase)
         if phase.name == "prompt" and self._prompt_features is None:
             self._prompt_features = self._extract_prompt_features(ctx)
-        if phase.name in ("reid", "joint"):
+        if phase.name in ("reid", "joint") and self.text_encoder is not None:
             self._identity_text = self.identity_text_features(ctx.device)
 
     def _phase_index(self, phase: Phase) -> int:

@@ -8,12 +8,40 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from contextlib import contextmanager
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from lrreid.errors import LrreidError
 
-app = typer.Typer(
+
+class _PlainFlagsMixin:
+    """Help without typer's ``<bool>`` type tag on flags (``--check``, ``--fast/--fp32``, ``--help``)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # the help's type column shows the metavar when there is one
+        return params
+
+
+class LrreidCommand(_PlainFlagsMixin, TyperCommand):
+    """Every ``lrreid`` subcommand (see ``_App.command``)."""
+
+
+class LrreidGroup(_PlainFlagsMixin, TyperGroup):
+    """The ``lrreid`` command itself."""
+
+
+class _App(typer.Typer):
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or LrreidCommand, **kwargs)
+
+
+app = _App(
+    cls=LrreidGroup,
     name="lrreid",
     help="Low-resolution person re-identification: data, SR + re-ID training, evaluation, search.",
     no_args_is_help=True,

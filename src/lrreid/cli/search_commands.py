@@ -35,7 +35,7 @@ def index_command(
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable image instead of skipping it."),
     fast: bool = typer.Option(True, "--fast/--fp32", help="Fast path (bf16/fp16 autocast) or plain fp32."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Gallery images embedded at once (lower it if memory runs out)."),
 ) -> None:
     """Embed GALLERY_DIR into a search index; re-running embeds only new or changed files.
 
@@ -79,7 +79,7 @@ def search_command(
     nprobe: Optional[int] = typer.Option(None, "--nprobe", help="IVF: lists searched per query."),
     ef_search: Optional[int] = typer.Option(None, "--ef-search", help="HNSW: search breadth."),
     fast: bool = typer.Option(True, "--fast/--fp32", help="Fast path (bf16/fp16 autocast) or plain fp32."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
 ) -> None:
     """Find the gallery images nearest to each probe: predicted scale -> SR -> features -> top-k.
 

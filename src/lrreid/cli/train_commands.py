@@ -28,7 +28,7 @@ def train(
 
     With --each-split (random-split protocols: CAVIAR, MLR-VIPeR...) one model is trained per split,
     on that split's training persons and evaluated on its test persons; the run folder then holds
-    ``split<i>/`` sub-runs and the combined ``eval.md`` / ``eval.json``.
+    split<i>/ sub-runs and the combined eval.md and eval.json.
 
     Example: lrreid train configs/pri_caviar.yaml train.batch_size=8 --output runs/pri-caviar
     Example: lrreid train configs/pri_caviar_cpu.yaml --each-split
@@ -97,8 +97,8 @@ def evaluate(
 ) -> None:
     """Evaluate a trained run on its protocol's splits; print the table, write eval.md and eval.json.
 
-    A folder trained with ``--each-split`` is evaluated one sub-run at a time, each on its own
-    split (the overrides apply to every sub-run; ``eval.splits`` picks the sub-runs), and the
+    A folder trained with --each-split is evaluated one sub-run at a time, each on its own
+    split (the overrides apply to every sub-run; eval.splits picks the sub-runs), and the
     combined mean ± std report is written.
 
     Example: lrreid evaluate runs/pri-caviar eval.splits=[0,1]

@@ -139,3 +139,21 @@ def test_export_fused_graph_for_a_fixed_scale(capsys, gallery, tmp_path):
 
     code, _, err = run(capsys, "export", "A", "--format", "tflite")
     assert code == 2 and "only onnx" in err
+
+
+def test_loading_the_model_is_announced_on_stderr(capsys, caplog, gallery, tmp_path, monkeypatch):
+    """Loading a run takes seconds: a spinner on a terminal, a log line otherwise; stdout stays clean."""
+    import logging
+
+    g, _ = gallery
+    caplog.set_level(logging.INFO, logger="lrreid")
+    code, out, err = run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")
+    assert code == 0, err
+    assert "loading the model of A ..." in caplog.messages and "loading the model" not in out
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stderr as a terminal: the spinner
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    caplog.clear()
+    code, out, err = run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")
+    assert code == 0, err
+    assert "loading the model of A" in err and not caplog.messages.count("loading the model of A ...")

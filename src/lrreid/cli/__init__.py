@@ -62,6 +62,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@contextmanager
+def loading_status(message: str):
+    """Say what is loading while it loads: a spinner on a terminal, else one log line on stderr.
+
+    Loading a trained run takes seconds to tens of seconds (it rebuilds the method); without a
+    word the command looks hung.  Nothing goes to stdout, so ``--json`` output stays clean.
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if console.is_terminal:
+        with console.status(f"{message} ..."):
+            yield
+    else:
+        logging.getLogger("lrreid").info("%s ...", message)
+        yield
+
+
 def _load_commands() -> None:
     """Import every ``*_commands`` module of this package; each adds its subcommands to ``app``."""
     import pkgutil

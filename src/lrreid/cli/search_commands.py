@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from lrreid.cli import app
+from lrreid.cli import app, loading_status
 from lrreid.errors import ConfigError
 
 
@@ -18,6 +18,11 @@ def _load(model: str, fast: bool, device: str, batch_size: int = 32):
 
     configure_threads(0)
     return load_pipeline(model, fast=fast, device=device, batch_size=batch_size)
+
+
+def _load_with_status(model: str, fast: bool, device: str, batch_size: int = 32):
+    with loading_status(f"loading the model of {model}"):
+        return _load(model, fast, device, batch_size)
 
 
 @app.command("index")
@@ -47,7 +52,7 @@ def index_command(
         raise ConfigError(f"--approx {approx!r}: expected flat, ivf or hnsw")
     params = {k: v for k, v in {"nlist": nlist, "nprobe": nprobe, "M": hnsw_m, "efSearch": ef_search}.items()
               if v is not None}
-    pipe = _load(model, fast, device, batch_size)
+    pipe = _load_with_status(model, fast, device, batch_size)
     report = build_index(gallery_dir, pipe, out, metric=metric, kind=approx, params=params, check=check,
                          bad_images="raise" if strict else "skip", progress=True)
     typer.echo(report.summary())
@@ -99,7 +104,7 @@ def search_command(
     source = model or GalleryIndex.load(index).manifest["model"].get("source")
     if not source:
         raise ConfigError(f"{index}: the index does not record its model; pass --model")
-    pipe = _load(source, fast, device)
+    pipe = _load_with_status(source, fast, device)
     searcher = Searcher(index, model=pipe, nprobe=nprobe, ef_search=ef_search)
     results = searcher.search(_expand_probes(list(probes)), k=k, scale=scale_value, keep_images=html is not None,
                               bad_images="skip" if skip_bad else "raise")
@@ -157,7 +162,7 @@ def export_command(
 
     if fmt != "onnx":
         raise ConfigError(f"--format {fmt!r}: only onnx is supported")
-    pipe = _load(run, fast=False, device="cpu")
+    pipe = _load_with_status(run, fast=False, device="cpu")
     run_path = Path(run)
     out = out or ((run_path if run_path.is_dir() else run_path.parent) / "export-onnx")
     spec = export_onnx(pipe, out, fixed_scale=fixed_scale, opset=opset)

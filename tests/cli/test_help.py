@@ -49,3 +49,23 @@ def test_summary_in_the_command_list_is_one_line(name):
     """The first paragraph is what ``lrreid --help`` lists; a line break in it shows there as a break."""
     first = (_commands()[name].help or "").strip().split("\n\n")[0]
     assert first and "\n" not in first, f"lrreid {name}: first paragraph spans lines: {first!r}"
+
+
+def test_other_libraries_log_warnings_not_info(capsys, monkeypatch):
+    """The ONNX exporter's INFO chatter (586 lines for one export) stays out; its warnings and lrreid's INFO show."""
+    import logging
+
+    from lrreid.cli import configure_logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a fresh `lrreid` process
+    monkeypatch.setattr(root, "level", root.level)
+    lrreid_logger = logging.getLogger("lrreid")
+    monkeypatch.setattr(lrreid_logger, "level", lrreid_logger.level)
+    configure_logging()
+    logging.getLogger("onnxscript.optimizer").info("Skipping constant folding for node 'x'")
+    logging.getLogger("onnxscript.optimizer").warning("a real problem")
+    logging.getLogger("lrreid.export").info("exported reid.onnx")
+    err = capsys.readouterr().err
+    assert "constant folding" not in err
+    assert "a real problem" in err and "exported reid.onnx" in err

@@ -89,8 +89,18 @@ def _load_commands() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
+def configure_logging() -> None:
+    """lrreid's own INFO lines; other libraries' warnings and errors only.
+
+    The ONNX exporter alone logs hundreds of INFO lines (onnxscript's optimizer passes) that bury
+    the progress; a library's warnings and errors still show.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lrreid").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     _load_commands()
     try:
         app(args=argv, prog_name="lrreid")

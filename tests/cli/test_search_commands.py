@@ -157,3 +157,13 @@ def test_loading_the_model_is_announced_on_stderr(capsys, caplog, gallery, tmp_p
     code, out, err = run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")
     assert code == 0, err
     assert "loading the model of A" in err and not caplog.messages.count("loading the model of A ...")
+
+
+@pytest.mark.parametrize("scale", ["5", "0", "-1"])
+def test_a_scale_outside_the_models_set_is_one_error_line_naming_the_allowed_ones(capsys, gallery, tmp_path, scale):
+    g, probes = gallery
+    index = tmp_path / "idx"
+    assert run(capsys, "index", g, "--model", "A", "--out", index)[0] == 0
+    code, out, err = run(capsys, "search", probes / "q0.png", "--index", index, "--scale", scale)
+    assert code == 2 and "SR x" not in out
+    assert err == f"error: scale {scale}: this model's scales are 1, 2, 3, 4 (or auto)\n"

@@ -99,6 +99,7 @@ def search_command(
             scale_value: int | str = int(scale)
         except ValueError:
             raise ConfigError(f"--scale {scale!r}: expected auto or an integer scale factor") from None
+        # refused with the model's scale set once the model is loaded: "scale 5: this model's scales are 1, 2, 3, 4"
     else:
         scale_value = "auto"
     source = model or GalleryIndex.load(index).manifest["model"].get("source")

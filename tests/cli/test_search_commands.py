@@ -75,6 +75,11 @@ def test_index_then_search_json_and_html(capsys, gallery, tmp_path):
     assert page.count("data:image/jpeg;base64,") == 2 * (2 + 3)
     assert "SR x" in page
 
+    assert "2 probes, top 3" in page
+    code, _, err = run(capsys, "search", probes / "q0.png", "--index", index, "--html", tmp_path / "one.html")
+    assert code == 0, err
+    assert "1 probe, top 10" in (tmp_path / "one.html").read_text()
+
     # a folder of probes, a fixed scale, the rich table
     code, out, err = run(capsys, "search", probes, "--index", index, "-k", "2", "--scale", "2")
     assert code == 0, err

@@ -112,7 +112,7 @@ def search_command(
     missing = sum(m.missing for r in results for m in r.matches)
     if html is not None:
         write_html(results, html, meta=f"index {index} - model {searcher.index.manifest['model']['identity'][:12]}"
-                   f" - {len(results)} probes, top {k}")
+                   f" - {len(results)} probe{'' if len(results) == 1 else 's'}, top {k}")
     if as_json:
         typer.echo(json.dumps({
             "index": str(index), "model": searcher.index.manifest["model"]["identity"], "k": k,

@@ -25,7 +25,9 @@ def toy_yaml(folder: Path, run: Path) -> Path:
         "method": "toy", "imports": [TOY_FILE], "seed": 0,
         "data": {"dataset": "toy_points", "protocol": "genuine", "num_splits": NUM_SPLITS},
         "train": {"batch_size": 8, "num_instances": 2, "output_dir": str(run), "progress": False,
-                  "tensorboard": False, "device": "cpu"},
+                  "tensorboard": False, "device": "cpu",
+                  # every checkpoint: a test fakes a run killed in the joint phase by deleting its newest one
+                  "keep_checkpoints": "all"},
         "schedule": {"warmup_epochs": 1, "joint_epochs": 1},
     }))
     return path

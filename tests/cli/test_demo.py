@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from lrreid.cli import run
@@ -22,6 +23,7 @@ def tiny(tmp_path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # two demo runs: 11-34 s
 def test_demo_trains_both_phases_prints_table2_and_draws(tmp_path, capsys):
     run = tmp_path / "demo"
     assert cli("demo", *tiny(tmp_path), "--output", str(run), "--threads", "1") == 0

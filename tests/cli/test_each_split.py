@@ -225,6 +225,7 @@ def test_user_mistakes_give_one_error_line(trained, tmp_path, capsys):
     assert cli("evaluate", str(run), "eval.splits=[0,1]") == 0
 
 
+@pytest.mark.slow  # two gloo processes via torchrun: 9 s idle, more on a busy machine
 def test_each_split_under_ddp_matches_one_process(trained, tmp_path):
     """`--each-split --nproc 2`: the torchrun processes train each split in turn, like one process."""
     import os

@@ -119,6 +119,7 @@ def test_missing_gallery_file_is_shown_not_a_crash(capsys, gallery, tmp_path):
     assert "missing since indexing" in err
 
 
+@pytest.mark.slow  # two ONNX exports: 12 s
 def test_export_fused_graph_for_a_fixed_scale(capsys, gallery, tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency (pip install lrreid[export])")
     import torch

@@ -31,6 +31,7 @@ def rank1(qf, gf, probes, gallery):
     return res.rank(1), res.mAP
 
 
+@pytest.mark.slow  # six ONNX exports: 14-27 s
 def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path, caplog):
     import logging
 
@@ -66,6 +67,7 @@ def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path, c
     assert rank1(ort_p, ort_g, probes, gallery) == pytest.approx(rank1(ref_p.features, ref_g, probes, gallery))
 
 
+@pytest.mark.slow  # four ONNX exports: 9-24 s
 def test_metasr_graph_per_scale_has_a_dynamic_input_size(tmp_path):
     from lrreid.export.onnx import SRGraph, _ort_run, export_graph
     from lrreid.models.sr import build_sr_model

@@ -9,6 +9,9 @@ import yaml
 
 from lrreid.cli import run
 
+# every test uses a PRI trained through the CLI: ~15 s for the module
+pytestmark = pytest.mark.slow
+
 
 def cli(*argv: str) -> int:
     return run(argv)

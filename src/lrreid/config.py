@@ -72,7 +72,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the training step
     output_dir: str = "runs/default"
     checkpoint_every: int = 1  # epochs between checkpoints (the end of every phase is always saved)
-    keep_checkpoints: int | None = None  # per-epoch checkpoints kept (None: all); phase ends are always kept
+    # which checkpoints stay: "last" (the newest complete one, plus the best evaluated one when eval.every
+    # evaluates during training), "all", or N (the N newest per-epoch ones plus every phase end); null = all
+    keep_checkpoints: Literal["last", "all"] | int | None = "last"
     log_every: int = 10  # iterations between log lines / TensorBoard points
     max_iters_per_epoch: int | None = None  # cut epochs short for quick runs
     grad_clip: float | None = None  # max gradient norm
@@ -84,6 +86,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.num_threads < 0:
             raise ValueError(f"train.num_threads must be >= 0 (0 = auto), got {self.num_threads}")
+        if isinstance(self.keep_checkpoints, int) and self.keep_checkpoints < 1:
+            raise ValueError(f"train.keep_checkpoints must be 'last', 'all' or a number >= 1, got {self.keep_checkpoints}")
 
 
 @dataclass

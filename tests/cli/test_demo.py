@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from lrreid.cli import run
@@ -22,6 +23,7 @@ def tiny(tmp_path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # two demo runs: 11-34 s
 def test_demo_trains_both_phases_prints_table2_and_draws(tmp_path, capsys):
     run = tmp_path / "demo"
     assert cli("demo", *tiny(tmp_path), "--output", str(run), "--threads", "1") == 0
@@ -35,8 +37,30 @@ def test_demo_trains_both_phases_prints_table2_and_draws(tmp_path, capsys):
     phases = {line.split(",")[0] for line in (run / "losses.csv").read_text().splitlines()[1:]}
     assert phases == {"pretrain", "joint"}
 
-    # a second run continues the finished one instead of failing on the existing checkpoints
+    assert "[2/3] training PRI: 1 pre-training + 1 joint epochs" in out
+
+    # a second run reuses the finished one (instead of failing on the existing checkpoints) and says so
     assert cli("demo", *tiny(tmp_path), "--output", str(run), "--threads", "1") == 0
+    out = capsys.readouterr().out
+    assert "[2/3] reusing the trained PRI in" in out and "training PRI" not in out
+
+
+def test_training_left_reads_the_newest_checkpoint_position(tmp_path):
+    import json
+
+    from lrreid.cli.demo_commands import training_left
+    from types import SimpleNamespace
+
+    phases = [SimpleNamespace(name="pretrain", epochs=2), SimpleNamespace(name="joint", epochs=3)]
+
+    def stem(phase_index, epochs_done):
+        (tmp_path / "c.json").write_text(json.dumps({"position": {"phase_index": phase_index, "epochs_done": epochs_done}}))
+        return tmp_path / "c"
+
+    assert training_left(None, phases) == "all"
+    assert training_left(stem(0, 2), phases) == "some"  # killed after pre-training
+    assert training_left(stem(1, 1), phases) == "some"
+    assert training_left(stem(1, 3), phases) == "none"
 
 
 def test_demo_rejects_an_unknown_pri_key(tmp_path, capsys):

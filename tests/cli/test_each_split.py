@@ -25,7 +25,9 @@ def toy_yaml(folder: Path, run: Path) -> Path:
         "method": "toy", "imports": [TOY_FILE], "seed": 0,
         "data": {"dataset": "toy_points", "protocol": "genuine", "num_splits": NUM_SPLITS},
         "train": {"batch_size": 8, "num_instances": 2, "output_dir": str(run), "progress": False,
-                  "tensorboard": False, "device": "cpu"},
+                  "tensorboard": False, "device": "cpu",
+                  # every checkpoint: a test fakes a run killed in the joint phase by deleting its newest one
+                  "keep_checkpoints": "all"},
         "schedule": {"warmup_epochs": 1, "joint_epochs": 1},
     }))
     return path
@@ -223,6 +225,7 @@ def test_user_mistakes_give_one_error_line(trained, tmp_path, capsys):
     assert cli("evaluate", str(run), "eval.splits=[0,1]") == 0
 
 
+@pytest.mark.slow  # two gloo processes via torchrun: 9 s idle, more on a busy machine
 def test_each_split_under_ddp_matches_one_process(trained, tmp_path):
     """`--each-split --nproc 2`: the torchrun processes train each split in turn, like one process."""
     import os

@@ -76,6 +76,11 @@ def test_index_then_search_json_and_html(capsys, gallery, tmp_path):
     assert page.count("data:image/jpeg;base64,") == 2 * (2 + 3)
     assert "SR x" in page
 
+    assert "2 probes, top 3" in page
+    code, _, err = run(capsys, "search", probes / "q0.png", "--index", index, "--html", tmp_path / "one.html")
+    assert code == 0, err
+    assert "1 probe, top 10" in (tmp_path / "one.html").read_text()
+
     # a folder of probes, a fixed scale, the rich table
     code, out, err = run(capsys, "search", probes, "--index", index, "-k", "2", "--scale", "2")
     assert code == 0, err
@@ -115,6 +120,7 @@ def test_missing_gallery_file_is_shown_not_a_crash(capsys, gallery, tmp_path):
     assert "missing since indexing" in err
 
 
+@pytest.mark.slow  # two ONNX exports: 12 s
 def test_export_fused_graph_for_a_fixed_scale(capsys, gallery, tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency (pip install lrreid[export])")
     import torch
@@ -185,3 +191,31 @@ def test_index_with_a_model_file_that_is_not_a_run_says_what_it_is(capsys, galle
     code, _, err = run(capsys, "index", g, "--model", notes)
     assert code == 2 and err.count("\n") == 1 and "not found" not in err
     assert f"error: {notes}: a 15-byte file, not an lrreid run, checkpoint or re-ID weight file (expected" in err
+
+
+def test_loading_the_model_is_announced_on_stderr(capsys, caplog, gallery, tmp_path, monkeypatch):
+    """Loading a run takes seconds: a spinner on a terminal, a log line otherwise; stdout stays clean."""
+    import logging
+
+    g, _ = gallery
+    caplog.set_level(logging.INFO, logger="lrreid")
+    code, out, err = run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")
+    assert code == 0, err
+    assert "loading the model of A ..." in caplog.messages and "loading the model" not in out
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stderr as a terminal: the spinner
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    caplog.clear()
+    code, out, err = run(capsys, "index", g, "--model", "A", "--out", tmp_path / "idx")
+    assert code == 0, err
+    assert "loading the model of A" in err and not caplog.messages.count("loading the model of A ...")
+
+
+@pytest.mark.parametrize("scale", ["5", "0", "-1"])
+def test_a_scale_outside_the_models_set_is_one_error_line_naming_the_allowed_ones(capsys, gallery, tmp_path, scale):
+    g, probes = gallery
+    index = tmp_path / "idx"
+    assert run(capsys, "index", g, "--model", "A", "--out", index)[0] == 0
+    code, out, err = run(capsys, "search", probes / "q0.png", "--index", index, "--scale", scale)
+    assert code == 2 and "SR x" not in out
+    assert err == f"error: scale {scale}: this model's scales are 1, 2, 3, 4 (or auto)\n"

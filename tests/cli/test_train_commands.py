@@ -52,9 +52,10 @@ def test_train_then_evaluate_writes_the_report(tmp_path, capsys):
     assert report["rows"][0]["name"] == "toy" and 0.0 <= report["rows"][0]["metrics"]["rank1"] <= 1.0
     assert (run / "eval.md").read_text().startswith("## toy rank-1")
 
-    # evaluating one checkpoint file, into another folder
+    # evaluating one checkpoint file, into another folder (the newest: train.keep_checkpoints=last removed the warm-up's)
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.json")) == ["p1-joint-e001.json"]
     out_dir = tmp_path / "elsewhere"
-    assert cli("evaluate", str(run / "checkpoints" / "p0-warmup-e001.safetensors"), "--output", str(out_dir)) == 0
+    assert cli("evaluate", str(run / "checkpoints" / "p1-joint-e001.safetensors"), "--output", str(out_dir)) == 0
     assert (out_dir / "eval.md").is_file()
 
 

@@ -28,6 +28,7 @@ from test_trainer import TOY_FILE, make_trainer, toy  # noqa: E402
 OVERRIDES = ["schedule.identity_batches=false", "schedule.warmup_epochs=1", "schedule.joint_epochs=2"]
 
 
+@pytest.mark.slow  # two gloo processes: 9 s idle
 def test_two_gloo_processes_match_each_other_and_a_single_process_run(tmp_path):
     run, dumps = tmp_path / "ddp", tmp_path / "dumps"
     dumps.mkdir()

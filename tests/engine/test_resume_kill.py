@@ -31,6 +31,7 @@ def run_cli(config: Path, *args: str, env_extra: dict | None = None) -> subproce
                           env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # three subprocess runs: 8-13 s
 def test_sigkilled_run_resumes_to_the_same_weights(tmp_path):
     run = tmp_path / "run"
     config = tmp_path / "toy.yaml"

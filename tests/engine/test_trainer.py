@@ -47,7 +47,9 @@ def params(method):
 
 def test_training_writes_checkpoints_losses_and_tensorboard(tmp_path):
     run = tmp_path / "run"
-    trainer = make_trainer(run, "train.tensorboard=true", "train.progress=true", "eval.at_end=true")
+    # every checkpoint kept, to look at the warm-up's (the default keeps the newest and the best)
+    trainer = make_trainer(run, "train.tensorboard=true", "train.progress=true", "eval.at_end=true",
+                           "train.keep_checkpoints=all")
     initial = params(trainer.method)
     trainer.train()
 
@@ -174,6 +176,70 @@ def test_keep_counts_checkpoints_from_before_a_resume(tmp_path):
     make_trainer(run, *args).train(resume=True)
     stems = sorted(p.stem for p in (run / "checkpoints").glob("*.json"))
     assert stems == ["p0-warmup-e004", "p0-warmup-e005", "p0-warmup-e006"]
+
+
+def checkpoint_stems(run: Path) -> list[str]:
+    folder = run / "checkpoints"
+    stems = sorted(p.stem for p in folder.glob("*.json"))
+    assert stems == sorted(p.stem for p in folder.glob("*.safetensors"))  # no half-removed pair
+    return stems
+
+
+def test_by_default_only_the_newest_checkpoint_stays(tmp_path):
+    """The demo left 271 MB of checkpoints (one per phase end); by default only the newest stays."""
+    run = tmp_path / "run"
+    make_trainer(run).train()
+    assert checkpoint_stems(run) == ["p1-joint-e003"]
+    assert find_last(run / "checkpoints") == run / "checkpoints" / "p1-joint-e003"
+
+
+def test_by_default_the_best_evaluated_checkpoint_stays_too(tmp_path, monkeypatch):
+    """With evaluations during training, the checkpoint of the best one is kept beside the newest."""
+    from lrreid.engine import hooks
+
+    rank1 = iter([0.5, 0.9, 0.6, 0.7, 0.8])  # global epochs 1..5: the second (p0-warmup-e002) is best
+    original = hooks.run_evaluation
+
+    def scripted(method, splits, ctx):
+        report = original(method, splits, ctx)
+        report.rows[-1].metrics["rank1"] = next(rank1)
+        return report
+
+    monkeypatch.setattr(hooks, "run_evaluation", scripted)
+    run = tmp_path / "run"
+    make_trainer(run, "eval.every=1").train()
+    assert checkpoint_stems(run) == ["p0-warmup-e002", "p1-joint-e003"]
+
+    # the same across an interruption: the evaluations before it are read back from eval_history.json
+    rank1 = iter([0.5, 0.9, 0.6, 0.7, 0.8])
+    run = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run, "eval.every=1", hooks=[StopAt("joint", 1)]).train()
+    make_trainer(run, "eval.every=1").train(resume=True)
+    assert checkpoint_stems(run) == ["p0-warmup-e002", "p1-joint-e003"]
+    history = json.loads((run / "eval_history.json").read_text())
+    assert [h["global_epoch"] for h in history] == [1, 2, 3, 4, 5]
+
+
+def test_default_keeps_a_checkpoint_to_resume_from_and_resumes_exactly(tmp_path):
+    reference = make_trainer(tmp_path / "ref")
+    reference.train()
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(run, hooks=[StopAt("joint", 2)]).train()
+    assert checkpoint_stems(run) == ["p1-joint-e002"]  # the older ones went once a newer one was complete
+    resumed = make_trainer(run)
+    resumed.train(resume=True)
+    assert checkpoint_stems(run) == ["p1-joint-e003"]
+    for key, value in reference.method.state_dict().items():
+        torch.testing.assert_close(resumed.method.state_dict()[key], value)
+
+
+def test_keep_checkpoints_must_be_last_all_or_a_positive_number(tmp_path):
+    assert toy_config(tmp_path, "train.keep_checkpoints=all").train.keep_checkpoints == "all"
+    for bad in ("0", "best", "true"):
+        with pytest.raises(ConfigError, match="keep_checkpoints"):
+            toy_config(tmp_path, f"train.keep_checkpoints={bad}")
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,11 +31,24 @@ def rank1(qf, gf, probes, gallery):
     return res.rank(1), res.mAP
 
 
-def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path):
+@pytest.mark.slow  # six ONNX exports: 14-27 s
+def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path, caplog):
+    import logging
+
     gallery, probes = synthetic
     pipe = tiny_pipeline(seed=0)
+    caplog.set_level(logging.INFO, logger="lrreid")
     spec = export_onnx(pipe, tmp_path / "onnx")
     assert sorted(spec["graphs"]) == ["predictor", "reid", "sr_x1", "sr_x2", "sr_x3", "sr_x4"]
+    # one progress line per graph (an export takes minutes on a real model)
+    exported = sorted(m.split()[1] for m in caplog.messages if m.startswith("exported "))
+    assert exported == sorted(g["file"] for g in spec["graphs"].values())
+    # docs/search.md lists the graphs that are written, no others (it once listed a reid_gallery.onnx)
+    import re
+
+    documented = set(re.findall(r"`([\w{}]+\.onnx)`", (Path(__file__).parents[2] / "docs" / "search.md").read_text()))
+    written = {re.sub(r"_x\d+", "_x{s}", g["file"]) for g in spec["graphs"].values()}
+    assert documented == written | {"lr_to_features_x{s}.onnx"}  # the --fixed-scale graph: tests/cli/test_search_commands.py
     on_disk = json.loads((tmp_path / "onnx" / SPEC_FILE).read_text())
     assert on_disk["graphs"]["reid"]["input"]["shape"][0] == "batch"
     assert on_disk["scales"] == [1, 2, 3, 4] and on_disk["feature_dim"] == 32
@@ -53,6 +67,7 @@ def test_separate_graphs_match_pytorch_features_and_rank1(synthetic, tmp_path):
     assert rank1(ort_p, ort_g, probes, gallery) == pytest.approx(rank1(ref_p.features, ref_g, probes, gallery))
 
 
+@pytest.mark.slow  # four ONNX exports: 9-24 s
 def test_metasr_graph_per_scale_has_a_dynamic_input_size(tmp_path):
     from lrreid.export.onnx import SRGraph, _ort_run, export_graph
     from lrreid.models.sr import build_sr_model

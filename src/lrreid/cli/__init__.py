@@ -8,12 +8,40 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from contextlib import contextmanager
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from lrreid.errors import LrreidError
 
-app = typer.Typer(
+
+class _PlainFlagsMixin:
+    """Help without typer's ``<bool>`` type tag on flags (``--check``, ``--fast/--fp32``, ``--help``)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # the help's type column shows the metavar when there is one
+        return params
+
+
+class LrreidCommand(_PlainFlagsMixin, TyperCommand):
+    """Every ``lrreid`` subcommand (see ``_App.command``)."""
+
+
+class LrreidGroup(_PlainFlagsMixin, TyperGroup):
+    """The ``lrreid`` command itself."""
+
+
+class _App(typer.Typer):
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or LrreidCommand, **kwargs)
+
+
+app = _App(
+    cls=LrreidGroup,
     name="lrreid",
     help="Low-resolution person re-identification: data, SR + re-ID training, evaluation, search.",
     no_args_is_help=True,
@@ -34,6 +62,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@contextmanager
+def loading_status(message: str):
+    """Say what is loading while it loads: a spinner on a terminal, else one log line on stderr.
+
+    Loading a trained run takes seconds to tens of seconds (it rebuilds the method); without a
+    word the command looks hung.  Nothing goes to stdout, so ``--json`` output stays clean.
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if console.is_terminal:
+        with console.status(f"{message} ..."):
+            yield
+    else:
+        logging.getLogger("lrreid").info("%s ...", message)
+        yield
+
+
 def _load_commands() -> None:
     """Import every ``*_commands`` module of this package; each adds its subcommands to ``app``."""
     import pkgutil
@@ -43,8 +89,18 @@ def _load_commands() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
+def configure_logging() -> None:
+    """lrreid's own INFO lines; other libraries' warnings and errors only.
+
+    The ONNX exporter alone logs hundreds of INFO lines (onnxscript's optimizer passes) that bury
+    the progress; a library's warnings and errors still show.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lrreid").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     _load_commands()
     try:
         app(args=argv, prog_name="lrreid")

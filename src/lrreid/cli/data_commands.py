@@ -23,7 +23,7 @@ def parse_factors(text: str) -> list[float]:
 
 @app.command("prepare")
 def prepare_command(
-    dataset: str = typer.Argument(..., help="A registered dataset name (see `lrreid datasets`), e.g. viper."),
+    dataset: str = typer.Argument(..., help="A registered dataset name (see 'lrreid datasets'), e.g. viper."),
     root: Path = typer.Argument(..., help="The dataset's folder, as downloaded."),
     out: Path = typer.Argument(..., help="Folder to write (must be new, empty, or this same copy)."),
     protocol: str = typer.Option("mlr", "--protocol", "-p", help="mlr (down-sample one camera per person) or genuine (CAVIAR, GRID)."),
@@ -43,8 +43,10 @@ def prepare_command(
     bad_images: str = typer.Option("raise", "--bad-images", help="raise, or skip (and count) unreadable images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Write an evaluation-ready copy of a dataset: LR images at their small size, HR images linked,
-    manifest.json with every record and the evaluation splits.
+    """Write an evaluation-ready copy of a dataset with its evaluation splits.
+
+    LR images are written at their small size, HR images linked, and manifest.json lists every
+    record and the splits.
 
     Examples:
       lrreid prepare viper ../shared/data/VIPeR out/mlr-viper --protocol mlr
@@ -70,7 +72,7 @@ def prepare_command(
 
 @app.command("datasets")
 def datasets_command() -> None:
-    """List the registered dataset names (what `lrreid prepare` and `data.dataset` accept)."""
+    """List the registered dataset names (what 'lrreid prepare' and data.dataset accept)."""
     from lrreid.data.datasets import DATASETS
 
     for name in DATASETS.names():

@@ -22,6 +22,22 @@ DEMO_OUTPUTS = ("checkpoints", "losses.csv", "eval.md", "eval.json", "eval_histo
                 "probes.png", "scale_histogram.png", "losses.png", "tensorboard")
 
 
+def training_left(checkpoint_stem: Path | None, phases) -> str:
+    """What training a demo run still needs: "all", "some" (a killed run) or "none" (finished).
+
+    Read from the newest checkpoint's position against the method's phases, so a second
+    ``lrreid demo`` can say that it reuses the trained run instead of announcing training.
+    """
+    import json
+
+    if checkpoint_stem is None:
+        return "all"
+    pos = json.loads(checkpoint_stem.with_suffix(".json").read_text())["position"]
+    last = len(phases) - 1
+    finished = pos["phase_index"] > last or (pos["phase_index"] == last and pos["epochs_done"] >= phases[last].epochs)
+    return "none" if finished else "some"
+
+
 def demo_config_path() -> Path:
     """The embedded demo config (package data ``lrreid/configs/demo.yaml``)."""
     return Path(str(resources.files("lrreid").joinpath("configs/demo.yaml")))
@@ -66,16 +82,22 @@ def demo(
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    resume = ckpt_io.find_last(run_dir / "checkpoints") is not None
-    if resume:
-        log.info("%s already holds a demo run: continuing it (--overwrite starts afresh)", run_dir)
+    last = ckpt_io.find_last(run_dir / "checkpoints")
+    resume = last is not None
     atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))
 
     typer.echo(f"[1/3] data: {cfg.data.dataset} (genuine LR protocol) ...")
     splits = build_splits(cfg)
     method = build_method(cfg, splits)
-    typer.echo(f"[2/3] training PRI: {cfg.schedule.pretrain_epochs} pre-training + {cfg.schedule.joint_epochs} joint epochs "
-               f"-> {run_dir}")
+    epochs = f"{cfg.schedule.pretrain_epochs} pre-training + {cfg.schedule.joint_epochs} joint epochs"
+    left = training_left(last, method.phases())
+    if left == "none":
+        typer.echo(f"[2/3] reusing the trained PRI in {run_dir} ({epochs}, nothing to train; --overwrite retrains it)")
+    elif left == "some":
+        typer.echo(f"[2/3] training PRI: continuing {run_dir} from checkpoint {last.name} ({epochs} in all; "
+                   "--overwrite starts afresh)")
+    else:
+        typer.echo(f"[2/3] training PRI: {epochs} -> {run_dir}")
     trainer = build_trainer(cfg, method, splits)
     trainer.train(resume=resume)
 

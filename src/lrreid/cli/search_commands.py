@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from lrreid.cli import app
+from lrreid.cli import app, loading_status
 from lrreid.errors import ConfigError
 
 
@@ -18,6 +18,11 @@ def _load(model: str, fast: bool, device: str, batch_size: int = 32):
 
     configure_threads(0)
     return load_pipeline(model, fast=fast, device=device, batch_size=batch_size)
+
+
+def _load_with_status(model: str, fast: bool, device: str, batch_size: int = 32):
+    with loading_status(f"loading the model of {model}"):
+        return _load(model, fast, device, batch_size)
 
 
 @app.command("index")
@@ -35,7 +40,7 @@ def index_command(
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable image instead of skipping it."),
     fast: bool = typer.Option(True, "--fast/--fp32", help="Fast path (bf16/fp16 autocast) or plain fp32."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Gallery images embedded at once (lower it if memory runs out)."),
 ) -> None:
     """Embed GALLERY_DIR into a search index; re-running embeds only new or changed files.
 
@@ -49,7 +54,7 @@ def index_command(
     resolve_device(device, "--device")  # before the model is loaded
     params = {k: v for k, v in {"nlist": nlist, "nprobe": nprobe, "M": hnsw_m, "efSearch": ef_search}.items()
               if v is not None}
-    pipe = _load(model, fast, device, batch_size)
+    pipe = _load_with_status(model, fast, device, batch_size)
     report = build_index(gallery_dir, pipe, out, metric=metric, kind=approx, params=params, check=check,
                          bad_images="raise" if strict else "skip", progress=True)
     typer.echo(report.summary())
@@ -85,7 +90,7 @@ def search_command(
     nprobe: Optional[int] = typer.Option(None, "--nprobe", help="IVF: lists searched per query."),
     ef_search: Optional[int] = typer.Option(None, "--ef-search", help="HNSW: search breadth."),
     fast: bool = typer.Option(True, "--fast/--fp32", help="Fast path (bf16/fp16 autocast) or plain fp32."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
 ) -> None:
     """Find the gallery images nearest to each probe: predicted scale -> SR -> features -> top-k.
 
@@ -101,20 +106,21 @@ def search_command(
             scale_value: int | str = int(scale)
         except ValueError:
             raise ConfigError(f"--scale {scale!r}: expected auto or an integer scale factor") from None
+        # refused with the model's scale set once the model is loaded: "scale 5: this model's scales are 1, 2, 3, 4"
     else:
         scale_value = "auto"
     resolve_device(device, "--device")  # before the model is loaded
     source = model or GalleryIndex.load(index).manifest["model"].get("source")
     if not source:
         raise ConfigError(f"{index}: the index does not record its model; pass --model")
-    pipe = _load(source, fast, device)
+    pipe = _load_with_status(source, fast, device)
     searcher = Searcher(index, model=pipe, nprobe=nprobe, ef_search=ef_search)
     results = searcher.search(_expand_probes(list(probes)), k=k, scale=scale_value, keep_images=html is not None,
                               bad_images="skip" if skip_bad else "raise")
     missing = sum(m.missing for r in results for m in r.matches)
     if html is not None:
         write_html(results, html, meta=f"index {index} - model {searcher.index.manifest['model']['identity'][:12]}"
-                   f" - {len(results)} probes, top {k}")
+                   f" - {len(results)} probe{'' if len(results) == 1 else 's'}, top {k}")
     if as_json:
         typer.echo(json.dumps({
             "index": str(index), "model": searcher.index.manifest["model"]["identity"], "k": k,
@@ -165,7 +171,7 @@ def export_command(
 
     if fmt != "onnx":
         raise ConfigError(f"--format {fmt!r}: only onnx is supported")
-    pipe = _load(run, fast=False, device="cpu")
+    pipe = _load_with_status(run, fast=False, device="cpu")
     run_path = Path(run)
     out = out or ((run_path if run_path.is_dir() else run_path.parent) / "export-onnx")
     spec = export_onnx(pipe, out, fixed_scale=fixed_scale, opset=opset)

@@ -56,10 +56,11 @@ def sr_benchmark_command(
     model: str = typer.Option("bicubic", "--model", "-m", help="SR model: bicubic, carn_m, swinir_s, metasr_rdn."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weight file (or hub name) for the model."),
     data: Optional[Path] = typer.Option(
-        None, "--data", help="SR test set folder: HR/<name>.bmp|png and LR_bicubic/X<s>/<name>x<s>.bmp|png."
+        None, "--data", help="SR test set folder (Set5, Set14 ...): HR/<name>.png and LR_bicubic/X<s>/<name>x<s>.png "
+                            "(.bmp too)."
     ),
     person_crops: Optional[Tuple[str, Path]] = typer.Option(
-        None, "--person-crops", help="DATASET ROOT: HR person crops of a re-ID dataset, down-sampled here."
+        None, "--person-crops", metavar="DATASET ROOT", help="DATASET ROOT: HR person crops of a re-ID dataset, down-sampled here."
     ),
     scales: str = typer.Option("2,3,4", "--scales", "-s", help="Comma-separated scale factors."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Person-crop mode: at most N images, evenly spread."),

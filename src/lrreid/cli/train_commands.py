@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from lrreid.cli import app
+from lrreid.cli import app, loading_status
 from lrreid.errors import ConfigError
 
 
@@ -28,7 +28,7 @@ def train(
 
     With --each-split (random-split protocols: CAVIAR, MLR-VIPeR...) one model is trained per split,
     on that split's training persons and evaluated on its test persons; the run folder then holds
-    ``split<i>/`` sub-runs and the combined ``eval.md`` / ``eval.json``.
+    split<i>/ sub-runs and the combined eval.md and eval.json.
 
     Example: lrreid train configs/pri_caviar.yaml train.batch_size=8 --output runs/pri-caviar
     Example: lrreid train configs/pri_caviar_cpu.yaml --each-split
@@ -126,7 +126,8 @@ def evaluate(
         report.print()
         typer.echo(f"wrote {dest / 'eval.md'} and eval.json (one model per split)")
         return
-    cfg, splits, method, ckpt = load_trained_method(run, list(overrides or []))
+    with loading_status(f"loading the model of {run} and its dataset splits"):
+        cfg, splits, method, ckpt = load_trained_method(run, list(overrides or []))
     configure_threads(cfg.train.num_threads, logger=logging.getLogger("lrreid.evaluate"))
     folder = output or (ckpt.path.parent.parent if ckpt.path.parent.name == "checkpoints" else ckpt.path.parent)
     ctx = evaluation_context(cfg, folder)

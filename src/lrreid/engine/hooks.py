@@ -42,19 +42,30 @@ def checkpoint_stem(phase_index: int, phase_name: str, epochs_done: int) -> str:
 class CheckpointHook(Hook):
     """Save every ``every`` epochs and at the end of each phase (atomically; ``last`` names the newest).
 
-    ``keep`` limits how many per-epoch checkpoints stay (oldest removed first); the checkpoint at
-    the end of each phase is always kept.  It runs after every other hook (``order``), so that the
-    loss rows and evaluations of an epoch are written before the checkpoint that ends it.
+    ``keep`` says which stay:
+
+    * ``"last"``: the newest complete checkpoint (what ``--resume`` and loading use) and the best
+      evaluated one, when an :class:`EvalHook` evaluates during training; older ones are removed
+      only after a newer one is completely written, so an interrupted run always has one to resume.
+      "Best" is the highest Rank-1 (else the first metric) of the last row of the evaluation report
+      (PRI: ``adaptive (P)``, the model as search uses it).
+    * ``"all"`` or ``None``: every checkpoint.
+    * ``N``: the ``N`` newest per-epoch checkpoints (oldest removed first) and the end of every phase.
+
+    It runs after every other hook (``order``), so that the loss rows and evaluations of an epoch
+    are written before the checkpoint that ends it.
     """
 
     order = 100
 
-    def __init__(self, every: int = 1, keep: int | None = None):
+    def __init__(self, every: int = 1, keep: int | str | None = "last"):
         self.every = max(1, every)
-        self.keep = keep
+        self.keep = None if keep == "all" else keep
         self._saved: list[str] = []
 
     def on_resume(self, ckpt) -> None:
+        if self.keep == "last":  # the folder itself says what is there (see _keep_last_and_best)
+            return
         # Per-epoch checkpoints written before the interruption count towards `keep` too.
         found = []
         for js in self.trainer.checkpoint_dir.glob("*.json"):
@@ -80,10 +91,47 @@ class CheckpointHook(Hook):
                 scheduler=t.scheduler, scaler=t.scaler, config=t.config,
             )
             log.debug("saved checkpoint %s", stem)
-            if not phase_end:
+            if self.keep == "last":
+                self._keep_last_and_best()
+            elif not phase_end:
                 self._saved.append(stem)
                 self._prune()
         dist_utils.barrier()  # nobody races ahead (or exits) before the checkpoint exists
+
+    def after_train(self) -> None:
+        # the last epoch's evaluation runs after its checkpoint: it may have changed which one is best
+        if self.keep == "last" and self.trainer.is_main:
+            self._keep_last_and_best()
+
+    def _keep_last_and_best(self) -> None:
+        folder = self.trainer.checkpoint_dir
+        newest = ckpt_io.find_last(folder)
+        if newest is None:
+            return
+        iterations = {}
+        for js in folder.glob("*.json"):
+            if not js.with_suffix(".safetensors").is_file():
+                continue  # an interrupted write: not a checkpoint (and rewritten when training gets there)
+            try:
+                iterations[js.stem] = int(json.loads(js.read_text())["position"]["iteration"])
+            except (ValueError, KeyError, TypeError, OSError):
+                continue  # not one of ours: leave it alone
+        keep = {newest.name, *self._best(iterations)}
+        for stem in sorted(set(iterations) - keep):
+            for suffix in (".json", ".safetensors"):  # JSON first: a lone tensor file is ignored
+                (folder / f"{stem}{suffix}").unlink(missing_ok=True)
+            log.debug("removed checkpoint %s (train.keep_checkpoints=last)", stem)
+
+    def _best(self, iterations: dict[str, int]) -> list[str]:
+        """The stem of the best evaluated checkpoint (``[]`` when no checkpoint was evaluated)."""
+        scores = {}
+        for hook in self.trainer.hooks:
+            for entry in getattr(hook, "history", []) if isinstance(hook, EvalHook) else []:
+                score = eval_score(entry["report"])
+                if score is not None:
+                    scores[entry["iteration"]] = score
+        evaluated = [(scores[it], it, stem) for stem, it in iterations.items() if it in scores]
+        return [max(evaluated)[2]] if evaluated else []
 
     def _prune(self) -> None:
         if self.keep is None:
@@ -257,6 +305,16 @@ class ProgressHook(Hook):
                      time.perf_counter() - self._t0)
 
 
+def eval_score(report: dict) -> float | None:
+    """What "best" means for checkpoints: Rank-1 (else the first metric) of the report's last row."""
+    rows = report.get("rows") or []
+    if not rows or not rows[-1].get("metrics"):
+        return None
+    metrics = rows[-1]["metrics"]
+    value = metrics.get("rank1", next(iter(metrics.values())))
+    return float(value) if value == value else None  # NaN: not comparable
+
+
 class EvalHook(Hook):
     """``method.evaluate(splits)`` every ``every`` epochs (counted over all phases) and/or at the end.
 
@@ -272,6 +330,15 @@ class EvalHook(Hook):
         self.batch_size = batch_size
         self.history: list[dict] = []
         self.last_report = None
+
+    def on_resume(self, ckpt) -> None:
+        # the evaluations before the interruption stay in eval_history.json (and count for the best checkpoint)
+        path = self.trainer.run_dir / "eval_history.json"
+        try:
+            earlier = json.loads(path.read_text()) if path.is_file() else []
+        except (OSError, ValueError):
+            earlier = []
+        self.history = [h for h in earlier if isinstance(h, dict) and h.get("iteration", 1 << 62) <= ckpt.position.iteration]
 
     def after_epoch(self) -> None:
         t = self.trainer

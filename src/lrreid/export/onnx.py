@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -169,6 +170,7 @@ def export_graph(module: nn.Module, example: torch.Tensor, path: Path, in_name: 
     attempts = [((0, 2, 3), True), ((0,), True), ((0, 2, 3), False), ((0,), False)]
     errors = []
     b, _, h, w = example.shape
+    start = time.perf_counter()
     for dims, dynamo in attempts:
         probe = torch.rand(b + 1, 3, h + 2 if 2 in dims else h, w + 1 if 3 in dims else w, generator=torch.Generator().manual_seed(0))
         try:
@@ -185,6 +187,9 @@ def export_graph(module: nn.Module, example: torch.Tensor, path: Path, in_name: 
             continue
         names = {0: "batch", 2: "height", 3: "width"}
         shape = [names[0], 3, names[2] if 2 in dims else h, names[3] if 3 in dims else w]
+        log.info("exported %s in %.1f s (%s exporter, dynamic %s; onnxruntime within %.1e of PyTorch)", path.name,
+                 time.perf_counter() - start, "dynamo" if dynamo else "legacy",
+                 "/".join(names[d] for d in dims), max(diffs))
         return {"file": path.name, "exporter": "dynamo" if dynamo else "legacy", "input": {"name": in_name, "shape": shape},
                 "max_abs_diff": max(diffs)}
     raise LrreidError(f"{path.name}: ONNX export failed ({'; '.join(errors)})")

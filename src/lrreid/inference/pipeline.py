@@ -662,6 +662,9 @@ class LRReIDPipeline:
             s = int(scale)
         except (TypeError, ValueError):
             raise ConfigError(f"scale {scale!r}: expected 'auto' or an integer scale factor") from None
+        if s not in self.settings.scales:  # x5 from a model trained on x1-x4 would be an untrained guess
+            allowed = ", ".join(str(x) for x in self.settings.scales)
+            raise ConfigError(f"scale {scale}: this model's scales are {allowed} (or auto)")
         if self.sr_net is not None:
             self._check_scale_supported(self.sr_net, s)
         elif s != 1:

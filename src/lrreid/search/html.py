@@ -1,7 +1,8 @@
 """A self-contained HTML page of search results: probe, its SR output, the ranked gallery.
 
 Every picture is embedded as a base64 JPEG thumbnail, so the page can be mailed or archived on its
-own.  Low-resolution probes keep their pixels (scaled up by the browser without smoothing), so the
+own; each thumbnail of a file (probe, gallery image) links to that file, relative to the page, so
+on the machine that holds the images a click opens the full-size one.  Low-resolution probes keep their pixels (scaled up by the browser without smoothing), so the
 page shows how little the model had to work with.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import html
 import io
 import os
 from pathlib import Path
+from urllib.request import pathname2url
 
 import numpy as np
 import torch
@@ -49,24 +51,39 @@ def thumbnail_data_uri(image: Image.Image | torch.Tensor | np.ndarray, max_heigh
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(uri: str | None, caption: str, title: str, css_class: str = "", placeholder: str = "missing") -> str:
-    """One picture with its caption; a hatched placeholder box when there is no picture."""
+def file_link(path: str | os.PathLike, page_dir: str | os.PathLike | None) -> str:
+    """``href`` of an image file: relative to the page's folder (so both can move together), else absolute."""
+    target = Path(path).resolve()
+    if page_dir is not None:
+        try:
+            return pathname2url(os.path.relpath(target, Path(page_dir).resolve()))
+        except ValueError:  # another drive (Windows): no relative path
+            pass
+    return target.as_uri()
+
+
+def _figure(uri: str | None, caption: str, title: str, css_class: str = "", placeholder: str = "missing",
+            href: str | None = None) -> str:
+    """One picture with its caption, linked to ``href``; a hatched placeholder box when there is no picture."""
     if uri is None:
         body = f'<div class="missing">{html.escape(placeholder)}</div>'
     else:
         body = f'<img src="{uri}" alt="{html.escape(title)}">'
+        if href is not None:
+            body = f'<a href="{html.escape(href)}">{body}</a>'
     return f'<figure class="{css_class}" title="{html.escape(title)}">{body}{caption}</figure>'
 
 
-def render_html(results, title: str = "lrreid search results", meta: str = "", thumb_height: int = 128) -> str:
-    """The page as a string (see :func:`write_html`)."""
+def render_html(results, title: str = "lrreid search results", meta: str = "", thumb_height: int = 128,
+                page_dir: str | os.PathLike | None = None) -> str:
+    """The page as a string (see :func:`write_html`); links are relative to ``page_dir`` when given."""
     rows = []
     for res in results:
         cells = []
         if res.probe_image is not None:
             cells.append(_figure(thumbnail_data_uri(res.probe_image, thumb_height),
                                  f'<div>probe</div><div class="name">{html.escape(Path(res.probe).name)}</div>',
-                                 res.probe, "lr"))
+                                 res.probe, "lr", href=_probe_link(res.probe, page_dir)))
         if res.sr_image is not None:
             cells.append(_figure(thumbnail_data_uri(res.sr_image, thumb_height),
                                  f"<div>SR x{res.scale}</div>", f"{res.probe} super-resolved x{res.scale}",
@@ -81,7 +98,8 @@ def render_html(results, title: str = "lrreid search results", meta: str = "", t
                     placeholder = "unreadable"
                 if m.changed:
                     label += '<div class="warn">changed since indexing</div>'
-            cells.append(_figure(uri, label, m.path, placeholder=placeholder))
+            cells.append(_figure(uri, label, m.path, placeholder=placeholder,
+                                 href=None if uri is None else file_link(m.path, page_dir)))
         rows.append(f'<section class="probe">{"".join(cells)}</section>')
     css = _CSS % {"h": thumb_height, "w": thumb_height // 2}
     return (
@@ -90,6 +108,11 @@ def render_html(results, title: str = "lrreid search results", meta: str = "", t
         f"<h1>{html.escape(title)}</h1><div class=\"meta\">{html.escape(meta)}</div>"
         + "\n".join(rows) + "</body></html>\n"
     )
+
+
+def _probe_link(probe: str, page_dir) -> str | None:
+    """A probe given as a file links to it; one given as an array or PIL image has no file."""
+    return file_link(probe, page_dir) if probe and Path(probe).is_file() else None
 
 
 def write_html(results, out_path: str | os.PathLike, title: str = "lrreid search results", meta: str = "",
@@ -102,7 +125,7 @@ def write_html(results, out_path: str | os.PathLike, title: str = "lrreid search
         >>> write_html(results, "results.html")
     """
     out = Path(out_path)
-    atomic_write_text(out, render_html(results, title, meta, thumb_height))
+    atomic_write_text(out, render_html(results, title, meta, thumb_height, page_dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(out, 0o666 & ~umask)  # a page to share: the usual file mode, not the temp file's 0600

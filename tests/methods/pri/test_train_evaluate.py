@@ -9,6 +9,9 @@ import yaml
 
 from lrreid.cli import run
 
+# every test uses a PRI trained through the CLI: ~15 s for the module
+pytestmark = pytest.mark.slow
+
 
 def cli(*argv: str) -> int:
     return run(argv)
@@ -62,3 +65,18 @@ def test_checkpoint_of_another_scale_set_or_architecture_is_one_line(trained, ca
     assert err[-1].startswith("error: ") and "scales [1, 2, 3, 4]" in err[-1] and "[1, 2, 3]" in err[-1]
     assert cli("evaluate", str(trained), "model.backbone=resnet34") == 2
     assert "backbone" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_the_triplet_summary_is_a_training_message_not_a_loading_one(trained, caplog):
+    """`lrreid evaluate` (and index/search/export) rebuild the method: no "training triplets" line there."""
+    import logging
+
+    from lrreid.build import load_run
+
+    caplog.set_level(logging.INFO, logger="lrreid")
+    assert cli("evaluate", str(trained)) == 0
+    assert not [m for m in caplog.messages if "training triplets" in m]
+    method = load_run(trained)
+    for phase in method.phases():  # training asks for the data once per phase; said once
+        method.train_dataset(phase)
+    assert len([m for m in caplog.messages if m.startswith("PRI training triplets: ")]) == 1

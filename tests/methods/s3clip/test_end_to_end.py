@@ -35,7 +35,7 @@ def _config(tmp_path, **extra) -> dict:
 
 
 def test_tiny_train_then_evaluate_on_synthetic_video(tmp_path):
-    cfg = load_config(_config(tmp_path))
+    cfg = load_config(_config(tmp_path, train={"keep_checkpoints": "all"}))  # to see one checkpoint per phase
     splits = build_splits(cfg)
     method = build_method(cfg, splits)
     trainer = build_trainer(cfg, method, splits)

@@ -70,14 +70,11 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
         "lr_images": len(res.lr), "hr_images": len(hr_records), "identities": len(res.hr_by_pid),
         "lr_size": "native" if native else list(lr_size), "hr_size": list(hr_size), "lr_cameras": res.lr_cameras, "skipped": res.skipped,
     }
-    from lrreid.utils.logging import get_logger
-
-    get_logger("methods.pri").info(
-        "PRI training triplets: %d LR images x_l (%s %dx%d), %d HR images x_h (canvas %dx%d), %d identities "
-        "(classifier classes, of %d training identities)%s",
-        len(res.lr), "own sizes, padded into" if native else "canvas", lr_shown[0], lr_shown[1], len(hr_records), hr_size[0], hr_size[1], classes,
-        num_classes,
-        "".join(f"; skipped {c} {k}" for k, c in res.skipped.items()),
+    # logged when training asks for the data, not when `index`/`search`/`evaluate` rebuild the method
+    method.training_note = (
+        f"PRI training triplets: {len(res.lr)} LR images x_l ({'own sizes, padded into' if native else 'canvas'} "
+        f"{lr_shown[0]}x{lr_shown[1]}), {len(hr_records)} HR images x_h (canvas {hr_size[0]}x{hr_size[1]}), "
+        f"{classes} identities (classifier classes, of {num_classes} training identities)" + "".join(f"; skipped {c} {k}" for k, c in res.skipped.items())
     )
     return method
 

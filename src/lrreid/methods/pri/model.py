@@ -127,6 +127,7 @@ class PRIMethod(Method):
         for s in self.scales:
             self._check_sr_scale(s)
         self.last_evaluation = None  # detailed result of the last evaluate() (for pictures)
+        self.training_note: str | None = None  # what the training data is, logged once when training starts
 
     # ------------------------------------------------------------------------------------------ G, F, P
     def _sr_supports(self, scale: int) -> bool:
@@ -215,6 +216,9 @@ class PRIMethod(Method):
     def train_dataset(self, phase: Phase) -> torch.utils.data.Dataset:
         if self._train_dataset is None:
             raise ConfigError("this PRI model was built without training data")
+        if self.training_note:
+            log.info("%s", self.training_note)
+            self.training_note = None  # once, not per phase
         return self._train_dataset
 
     def on_epoch_start(self, phase: Phase, epoch: int, ctx: EpochContext) -> None:

@@ -667,8 +667,6 @@ class LRReIDPipeline:
             raise ConfigError(f"scale {scale}: this model's scales are {allowed} (or auto)")
         if self.sr_net is not None:
             self._check_scale_supported(self.sr_net, s)
-        elif s != 1:
-            raise ConfigError(f"scale {s}: this model has no SR network; it embeds probes as they are (scale 1)")
         return [s] * len(tensors)
 
     def feature_dim(self) -> int:

@@ -37,9 +37,9 @@ def evaluate_encoders(models: Sequence[str | os.PathLike], splits: Sequence, *, 
         raise ProtocolError("no evaluation splits to evaluate on")
     report = EvalReport(f"{title}, {len(splits)} split{'s' if len(splits) != 1 else ''}", percent=False)
     for model in models:
+        encoder = load_encoder(model)
         if on_model is not None:
             on_model(str(model))
-        encoder = load_encoder(model)
         pipe = pipeline_from_encoder(encoder, model, fast=fast, device=device, batch_size=batch_size)
         paths = sorted({r.path for s in splits for r in (*s.query, *s.gallery)})
         start = time.perf_counter()
@@ -55,7 +55,10 @@ def evaluate_encoders(models: Sequence[str | os.PathLike], splits: Sequence, *, 
                 q, g, [r.pid for r in split.query], [r.pid for r in split.gallery],
                 [r.camid for r in split.query], [r.camid for r in split.gallery], metric=metric,
                 max_rank=min(50, len(split.gallery))))
-        metrics = {name: [r.as_dict()[name] for r in results] for name in ("Rank-1", "Rank-5", "Rank-10", "mAP")}
+        # a gallery smaller than k has no Rank-k: shown as "-", not an error
+        metrics = {f"Rank-{k}": [100.0 * r.rank(k) if k <= len(r.cmc) else float("nan") for r in results]
+                   for k in (1, 5, 10)}
+        metrics["mAP"] = [100.0 * r.mAP for r in results]
         report.add(Path(str(model)).stem if os.path.exists(str(model)) else str(model),
                    {**{k: float(np.mean(v)) for k, v in metrics.items()}, "img/s": len(paths) / max(seconds, 1e-9)},
                    std={k: float(np.std(v)) for k, v in metrics.items()})

@@ -83,6 +83,32 @@ def test_fast_bf16_path_is_close_to_fp32(nets):
     assert F.cosine_similarity(g_ref, g_fast).min() > 0.99
 
 
+@pytest.mark.parametrize("batch", [1, 4])
+def test_bf16_autocast_computes_one_pixel_wide_strided_convolutions_correctly(batch):
+    # oneDNN's AMX bf16 convolution (torch 2.14) gets a conv with a 1-pixel-wide, taller output
+    # wrong on every call (garbage or NaN read from scratch memory): ResNet layer4's first conv on
+    # this file's 64x32 inputs (4x2 -> 2x1), hence NaN features now and then on the fast path.
+    gen = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(256, 512, 3, stride=2, padding=1).eval().to(memory_format=torch.channels_last)
+    for hw in ((4, 2), (8, 2), (8, 1)):
+        x = torch.randn(batch, 256, *hw, generator=gen).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            ref = conv(x)
+            for _ in range(3):
+                with BF16.autocast():
+                    out = conv(x)
+                assert out.dtype == torch.bfloat16 and out.shape == ref.shape
+                assert float((out.float() - ref).abs().max()) < 0.02 * float(ref.abs().max()), hw
+    # every other convolution still runs in bf16, as autocast runs it
+    x = torch.randn(batch, 256, 8, 4, generator=gen).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        with BF16.autocast():
+            guarded = conv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain = conv(x)
+    assert torch.equal(guarded, plain)
+
+
 def test_paths_pil_numpy_and_tensors_give_the_same_features(nets, tmp_path):
     images = probes(3, seed=2)
     paths = []

@@ -106,7 +106,7 @@ def evaluate(
     split (the overrides apply to every sub-run; eval.splits picks the sub-runs), and the
     combined mean ± std report is written.
 
-    With --model, RUN is a folder written by `lrreid prepare` and each named network is evaluated
+    With --model, RUN is a folder written by lrreid prepare and each named network is evaluated
     as it is, with no training, on every split of it (the zero-shot baseline of docs/results.md).
 
     Example: lrreid evaluate runs/pri-caviar eval.splits=[0,1]

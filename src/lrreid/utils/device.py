@@ -3,6 +3,9 @@
 ``Precision`` bundles the device, whether to run in channels_last, and the autocast context:
 bf16 autocast on CPUs with AMX/AVX512-BF16 (several times faster for CNN inference, measured in
 benchmarks/inference.py), fp16 AMP on CUDA, plain fp32 otherwise or when asked.
+
+bf16 autocast on CPU also routes the convolutions oneDNN's AMX kernel gets wrong to fp32
+(:class:`_Bf16ConvGuard`).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 
 @functools.lru_cache(maxsize=1)
@@ -22,6 +26,59 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return any(f in flags for f in ("amx_bf16", "avx512_bf16"))
+
+
+def _conv_out_size(size: int, kernel: int, stride: int, padding, dilation: int) -> int:
+    if padding == "same":
+        return size
+    pad = 0 if padding == "valid" else int(padding)
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pair(v, i: int):
+    return v if isinstance(v, str) else (v[i] if isinstance(v, (tuple, list)) else v)
+
+
+def bf16_conv_is_unsafe(x: torch.Tensor, weight: torch.Tensor, stride=1, padding=0, dilation=1) -> bool:
+    """Whether a bf16 CPU ``conv2d`` of this shape hits oneDNN's broken AMX kernel.
+
+    oneDNN's ``brg_conv_fwd:avx10_1_512_amx`` (oneDNN 3.12, torch 2.14) gets a convolution whose
+    output is one pixel wide and more than one high wrong on every call: the output rows after the
+    first mix in memory the kernel did not write for this call (relative errors 0.3 to 1 against
+    fp32, or NaN / 1e18 whenever that memory happens to hold such values), so the symptom looks
+    like a flaky NaN.  Measured here (Sapphire
+    Rapids, 1 or 2 threads alike): 3x3/5x5/7x7 kernels with horizontal stride > 1, input
+    channels >= 128 (smaller ones take another kernel), any batch size, NCHW or channels_last,
+    e.g. ResNet layer4's first conv on a 64x32 image (4x2 -> 2x1).  The check is broader than
+    that (any one-pixel-wide, taller output): such convolutions are tiny and fp32 is exact.
+    """
+    if x.dim() != 4 or weight.dim() != 4:
+        return False
+    oh = _conv_out_size(x.shape[-2], weight.shape[-2], _pair(stride, 0), _pair(padding, 0), _pair(dilation, 0))
+    ow = _conv_out_size(x.shape[-1], weight.shape[-1], _pair(stride, 1), _pair(padding, 1), _pair(dilation, 1))
+    return ow == 1 and oh > 1
+
+
+class _Bf16ConvGuard(TorchFunctionMode):
+    """Inside CPU bf16 autocast: run the ``conv2d`` calls of :func:`bf16_conv_is_unsafe` in fp32.
+
+    The result is cast back to bf16, the dtype autocast would have given, so the layers after it
+    see what they always see.  Every other call passes straight through.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.conv2d and torch.is_autocast_enabled("cpu"):
+            bound = dict(zip(("input", "weight", "bias", "stride", "padding", "dilation", "groups"), args), **kwargs)
+            x, w = bound["input"], bound["weight"]
+            if x.device.type == "cpu" and bf16_conv_is_unsafe(
+                x, w, bound.get("stride", 1), bound.get("padding", 0), bound.get("dilation", 1)
+            ):
+                b = bound.get("bias")
+                bound.update(input=x.float(), weight=w.float(), bias=None if b is None else b.float())
+                with torch.autocast("cpu", enabled=False):
+                    return func(**bound).to(torch.bfloat16)
+        return func(*args, **kwargs)
 
 
 def available_devices() -> list[str]:
@@ -80,6 +137,8 @@ class Precision:
         if self.mode == "fp32":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.mode == "bf16" else torch.float16
+        if self.mode == "bf16" and self.device.type == "cpu":
+            return _cpu_bf16_autocast()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -93,6 +152,13 @@ class Precision:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+
+@contextlib.contextmanager
+def _cpu_bf16_autocast():
+    """bf16 autocast on CPU, with the convolutions oneDNN gets wrong in bf16 run in fp32."""
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16), _Bf16ConvGuard():
+        yield
 
 
 def available_cores() -> int:

@@ -336,12 +336,12 @@ def test_truncated_newest_checkpoint_resumes_from_the_newest_complete_one(tmp_pa
     reference = make_trainer(tmp_path / "ref")
     reference.train()
     run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        make_trainer(run, hooks=[StopAt("joint", 2)]).train()
+    with pytest.raises(KeyboardInterrupt):  # every checkpoint kept, so an older complete one exists
+        make_trainer(run, "train.keep_checkpoints=all", hooks=[StopAt("joint", 2)]).train()
     newest = run / "checkpoints" / "p1-joint-e002.safetensors"
     newest.write_bytes(newest.read_bytes()[:1000])  # e.g. a disk that filled up
     with caplog.at_level("WARNING", logger="lrreid"):
-        resumed = make_trainer(run, "train.resume=true")
+        resumed = make_trainer(run, "train.resume=true", "train.keep_checkpoints=all")
         resumed.train(resume=True)
     assert "p1-joint-e002" in caplog.text and "truncated" in caplog.text
     assert "resuming from p1-joint-e001 instead" in caplog.text

@@ -233,3 +233,13 @@ def test_an_encoder_is_f_with_its_own_embedding_and_a_backbone_for_p(converted_i
 
     p = ScalePredictor("osnet_omz_x0_25", num_scales=4, feat_dim=16, pretrained=str(xml))
     assert p(torch.rand(2, 3, 128, 64)).shape == (2, 4)  # a feature map at any size
+
+
+def test_loading_an_irs_weights_into_a_default_module_brings_its_group_counts(converted_ir):
+    xml, _ = converted_ir  # gates of 16, 8 and 4 groups; the default x0.25 module has 16, 8 and 16
+    imported = load_encoder(xml).eval()
+    default = build_encoder("osnet_omz_x0_25").eval()
+    load_weights(default, read_state_dict(xml), strict=True)
+    x = normalised(imported, images(2))
+    with torch.no_grad():
+        assert torch.allclose(default(x), imported(x), atol=1e-5)

@@ -82,13 +82,21 @@ class GroupNormGate(nn.Module):
         # a buffer, not a plain int: the group count is part of the file, so weights of another
         # variant loaded into this module bring theirs instead of being run with the wrong one
         self.register_buffer("groups", torch.tensor(groups, dtype=torch.long))
+        self.num_groups = groups  # the buffer as a Python int for forward (traceable, no tensor -> int)
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        groups = int(self.groups)
+        if self.weight.numel() % groups:
+            raise ValueError(f"{prefix}groups: {self.weight.numel()} channels do not split into {groups} groups")
+        self.num_groups = groups
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
-        groups = int(self.groups)
+        groups = self.num_groups
         v = x.mean(dim=(2, 3)).reshape(b, groups, c // groups)
         # written out (not F.group_norm) so that one channel per group is the graph's exact 0
         centred = v - v.mean(dim=2, keepdim=True)

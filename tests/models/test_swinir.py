@@ -95,3 +95,25 @@ def test_x2_only_unless_pre_upsampling(small):
         assert pre(torch.rand(1, 3, 10, 7), 3).shape == (1, 3, 30, 21)  # bicubic to 15x11, x2, crop
         assert pre(torch.rand(1, 3, 32, 16), 4).shape == (1, 3, 128, 64)
         assert pre(torch.rand(1, 3, 10, 7), 2).shape == (1, 3, 20, 14)
+
+
+def test_forward_equals_the_official_network_on_the_same_weights():
+    """SwinIR's own architecture code (as packaged by spandrel, which keeps the official module and
+    parameter names) with our weights gives our output: shifted windows, masks, relative positions,
+    residual groups and the pixel-shuffle reconstruction all computed as the paper's code does."""
+    spandrel_swinir = pytest.importorskip(
+        "spandrel.architectures.SwinIR.__arch.SwinIR",
+        reason="spandrel (a test dependency in pyproject's [test] extra) carries the official SwinIR code")
+    torch.manual_seed(0)
+    ours = SwinIR(embed_dim=12, depths=(2, 2), num_heads=(2, 2), window_size=4, img_size=16).eval()
+    with torch.no_grad():
+        for p in ours.parameters():  # away from the initialisation's zeros and ones
+            p.add_(torch.randn_like(p) * 0.05)
+    official = spandrel_swinir.SwinIR(
+        img_size=16, patch_size=1, in_chans=3, embed_dim=12, depths=[2, 2], num_heads=[2, 2], window_size=4,
+        mlp_ratio=2.0, upscale=2, img_range=1.0, upsampler="pixelshuffledirect", resi_connection="1conv").eval()
+    official.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.rand(2, 3, 16, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        # the official forward does not clamp; ours clamps outside training
+        assert torch.allclose(ours(x, 2), official(x).clamp(0, 1), atol=1e-5)

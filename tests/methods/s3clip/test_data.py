@@ -122,3 +122,50 @@ def test_classifier_counts_only_identities_with_an_hr_tracklet():
     method = S3ClipSpec.build(cfg, train, len(mapping))
     assert method.num_classes == 3 and method.prompts.num_classes == 3  # five aerial-only persons give no sample
     assert sorted({r.pid for r in method.train_records}) == [0, 1, 2]
+
+
+def test_a_triplet_is_hr_its_bicubic_lr_copy_and_a_natural_lr_tracklet_of_the_same_person(tmp_path):
+    """lr_synthetic is the bicubic copy of exactly the HR frames drawn; lr_natural comes from the
+    same person's aerial tracklet (never another person's), at the LR grid."""
+    from lrreid.data.degradations import bicubic_resize
+    from lrreid.data.imageio import read_image
+
+    rng = np.random.default_rng(0)
+
+    def noisy_frames(folder, name, n, size):
+        folder.mkdir(parents=True, exist_ok=True)
+        out = []
+        for t in range(n):
+            path = folder / f"{name}_{t:03d}.png"
+            Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+            out.append(str(path))
+        return tuple(out)
+
+    records = []
+    for pid in (0, 1, 2):
+        records.append(TrackletRecord(noisy_frames(tmp_path / f"g{pid}", "g", 6, (32, 64)), pid, 0, view="ground"))
+        records.append(TrackletRecord(noisy_frames(tmp_path / f"a{pid}", "a", 5, (16, 32)), pid, 1, view="aerial"))
+    ds = TrackletTriplets(records, input_size=(64, 32), scale=2, num_frames=3, sampling="random")
+    aerial_frames = {r.pid: {p for p in r.frames} for r in records if r.view == "aerial"}
+    for index in range(len(ds)):
+        item = ds[index]
+        anchor = ds.anchors[index]
+        assert item["hr"].shape == (3, 3, 64, 32) and item["lr_synthetic"].shape == (3, 3, 32, 16)
+        # which HR frames were drawn: match each HR frame to the anchor's files
+        files = [np.asarray(bicubic_resize(read_image(p), (64, 32)), dtype=np.float32) / 255 for p in anchor.frames]
+        for hr, syn in zip(item["hr"], item["lr_synthetic"]):
+            hr_np = hr.permute(1, 2, 0).numpy()
+            drawn = min(range(len(files)), key=lambda i: np.abs(files[i] - hr_np).mean())
+            assert np.abs(files[drawn] - hr_np).max() < 1e-6
+            from PIL import Image as PILImage
+
+            expected = bicubic_resize(PILImage.fromarray((files[drawn] * 255).round().astype(np.uint8)), (32, 16))
+            assert np.abs(np.asarray(expected, dtype=np.float32) / 255 - syn.permute(1, 2, 0).numpy()).max() < 1e-6
+        assert bool(item["has_natural"]) and item["lr_natural"].shape == (3, 3, 32, 16)
+        own = [np.asarray(bicubic_resize(read_image(p), (32, 16)), dtype=np.float32) / 255 for p in aerial_frames[anchor.pid]]
+        others = [np.asarray(bicubic_resize(read_image(p), (32, 16)), dtype=np.float32) / 255
+                  for pid, paths in aerial_frames.items() if pid != anchor.pid for p in paths]
+        for frame in item["lr_natural"]:
+            f = frame.permute(1, 2, 0).numpy()
+            assert min(np.abs(o - f).max() for o in own) < 1e-6
+            assert min(np.abs(o - f).max() for o in others) > 0.1

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+import torch
+
 
 from lrreid.data.records import TrackletRecord
 from lrreid.methods.s3clip.evaluate import direction_sets, evaluate_cross_view
@@ -86,3 +89,63 @@ def test_without_pre_interpolation_tracklets_reach_s_at_their_own_size(train_rec
     assert feats.shape[0] == 3 and bool(feats.isfinite().all())
     assert len(seen) == 3  # one tracklet at a time
     assert all(size != method.lr_size and scale == 2 for size, scale in seen)  # native size, S's own x2
+
+
+class _ColourLayout(torch.nn.Module):
+    """An encoder that sees its input: the image's colours on a 4x2 grid, centred."""
+
+    embedding_dim = 24
+
+    def __init__(self):
+        super().__init__()
+        from lrreid.models.reid.encoder import InputSpec
+
+        self.input_spec = InputSpec(size=(64, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        f = torch.nn.functional.adaptive_avg_pool2d(x, (4, 2)).flatten(1) * self.scale
+        return f - f.mean(dim=1, keepdim=True)
+
+
+class _UpsampleSR(torch.nn.Module):
+    """A stand-in S: bilinear up-sampling (``grey=None``), or a flat grey image (destroys everything)."""
+
+    supported_scales = None
+
+    def __init__(self, grey: float | None = None):
+        super().__init__()
+        self.grey = grey
+
+    def forward(self, x, scale):
+        size = (round(x.shape[-2] * scale), round(x.shape[-1] * scale))
+        if self.grey is not None:
+            return torch.full((x.shape[0], 3, *size), self.grey)
+        return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def test_the_s3clip_row_is_computed_through_s_not_bilinear(video_dataset, train_records, make_method, tiny_config,
+                                                          cpu_context, tmp_path):
+    """An S that differs from bilinear gives a different S3-CLIP row; an S that *is* bilinear gives the bilinear row."""
+    cfg = tiny_config()
+    cfg.crossview.robustness = None
+    cfg.crossview.directions = [["aerial", "ground"]]
+    split = Split([r for r in video_dataset.records if r.view == "aerial"],
+                  [r for r in video_dataset.records if r.view == "ground"])
+    from lrreid.methods.s3clip.model import S3ClipMethod
+    from lrreid.models.reid.video import FrameEncoderVideo
+
+    cfg.loss.v2sce = 0.0
+    rows = {}
+    for name, sr in (("grey", _UpsampleSR(grey=0.5)), ("bilinear", _UpsampleSR())):
+        # I must see its input: random networks (tiny CLIP, OSNet) give nearly one feature for every
+        # image, so every query ranks the gallery alike whatever S does; a colour layout does not
+        encoder = FrameEncoderVideo(_ColourLayout(), image_size=(64, 32))
+        method = S3ClipMethod(sr=sr, image_encoder=encoder, text_encoder=None, train_records=train_records,
+                              num_classes=len({r.pid for r in train_records}), config=cfg, input_size=(64, 32)).eval()
+        report = evaluate_cross_view(method, [split], cpu_context(run_dir=tmp_path))
+        rows[name] = {row.name: row.metrics for row in report.rows}
+    assert rows["grey"]["A->G S3-CLIP"] != rows["grey"]["A->G bilinear"]
+    assert rows["grey"]["A->G bilinear"] == rows["bilinear"]["A->G bilinear"]
+    for metric, value in rows["bilinear"]["A->G S3-CLIP"].items():
+        assert value == pytest.approx(rows["bilinear"]["A->G bilinear"][metric], abs=1e-6)

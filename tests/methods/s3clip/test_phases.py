@@ -171,3 +171,23 @@ def test_adaptive_scales_the_sr_model_cannot_do_are_refused(train_records, make_
     cfg.sr.adaptive_scales = [2, 3]  # the tiny SwinIR does x2 only
     with pytest.raises(ConfigError, match="x2 only"):
         make_method(train_records, cfg)
+
+
+def test_phase_one_loss_is_the_weighted_sum_of_pixel_tdp_and_temporal(train_records, make_method, tiny_config,
+                                                                      cpu_context, first_batch):
+    """S's phase-1 objective is w_pixel L_pixel + w_tdp L_TDP + w_temporal L_temporal (Eq. of the paper):
+    each term that is switched on reaches the total, and L_temporal's gradient reaches S."""
+    cfg = tiny_config(loss=LossConfig(pixel=1.0, tdp=0.5, temporal=2.0))
+    method = make_method(train_records, cfg)
+    out = _one_step(method, "sr", cpu_context, first_batch)
+    expected = out["pixel"] + 0.5 * out["tdp"] + 2.0 * out["temporal"]
+    assert out["temporal"] > 0  # random S flickers between frames
+    assert torch.allclose(out["loss"].detach(), expected, rtol=1e-5)
+
+    # the same step with L_temporal's weight doubled changes S's gradient: the term is trained on
+    grads = {}
+    for w in (2.0, 4.0):
+        method = make_method(train_records, tiny_config(loss=LossConfig(pixel=1.0, tdp=0.5, temporal=w)))
+        _one_step(method, "sr", cpu_context, first_batch)
+        grads[w] = torch.cat([p.grad.flatten() for p in method.sr.parameters() if p.grad is not None])
+    assert not torch.allclose(grads[2.0], grads[4.0])

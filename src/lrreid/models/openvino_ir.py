@@ -163,8 +163,9 @@ class _OSNetReader:
         self.put(f"{name}.bias", bias.reshape(-1))
         return self.next(add, "Relu") if relu else add
 
-    def affine_after(self, op, name: str, channels: int):
-        """The optional Multiply (weight) and Add (bias) by constants after ``op``: ``name.weight/bias``."""
+    def affine_after(self, op, name: str | None, channels: int):
+        """The optional Multiply (weight) and Add (bias) by constants after ``op``: ``name.weight/bias``
+        (``name=None``: only walked past); returns the last op."""
         weight, bias = np.ones(channels, np.float32), np.zeros(channels, np.float32)
         cur = op
         nxt = [c for c in self.consumers[id_of(cur)] if c.get_type_name() == "Multiply" and any(_is_const(self.src(c, i)) for i in (0, 1))]
@@ -179,8 +180,9 @@ class _OSNetReader:
             weight = np.full(channels, float(weight[0]), np.float32)
         if bias.size == 1:
             bias = np.full(channels, float(bias[0]), np.float32)
-        self.put(f"{name}.weight", weight)
-        self.put(f"{name}.bias", bias)
+        if name is not None:
+            self.put(f"{name}.weight", weight)
+            self.put(f"{name}.bias", bias)
         return cur
 
     def anchor(self, name: str):
@@ -220,7 +222,7 @@ class _OSNetReader:
             raise _Reject(f"expected an instance norm (MVN) on the input, found {first.get_type_name()}")
         cur = self.affine_after(mvn, "input_norm", 3)
         conv1 = self.conv_using("conv1.conv.weight")
-        if self.src(conv1, 0) is not cur and id_of(self.src(conv1, 0)) != id_of(cur):
+        if id_of(self.src(conv1, 0)) != id_of(cur):
             raise _Reject("conv1 does not follow the input's instance norm")
         self.put("conv1.conv.weight", self.const(self.src(conv1, 1)))
         channels0 = self.state["conv1.conv.weight"].shape[0]
@@ -344,8 +346,7 @@ class _OSNetReader:
             elif kind == "Subtract":
                 mean = mean + self.data_and_const(op)[1].reshape(-1) * np.ones(3, np.float32)
             elif kind == "Multiply":
-                s = self.data_and_const(op)[1].reshape(-1) * np.ones(3, np.float32)
-                mean, scale = mean, scale * s
+                scale = scale * self.data_and_const(op)[1].reshape(-1) * np.ones(3, np.float32)
             elif kind == "Divide":
                 scale = scale / (self.data_and_const(op)[1].reshape(-1) * np.ones(3, np.float32))
             elif kind == "Convert":
@@ -444,12 +445,10 @@ class _OSNetReader:
                 channels = int(stream_out.get_output_shape(0)[1])
                 kind = f"gn{self.norm_groups(op, channels, prefix)}"
                 after = self.skip(op, ("Reshape", "Squeeze", "Unsqueeze"))
+                # the four streams share one gate module: its constants are read from the first
+                cur = self.affine_after(after, f"{prefix}.gate" if record else None, channels)
                 if record:
-                    cur = self.affine_after(after, f"{prefix}.gate", channels)
                     self.state[f"{prefix}.gate.groups"] = torch.tensor(int(kind[2:]), dtype=torch.long)
-                else:
-                    cur = self.affine_after(after, "_scratch", channels)
-                    self.state.pop("_scratch.weight"), self.state.pop("_scratch.bias")
                 continue
             if t in ("Reshape", "Squeeze", "Unsqueeze"):
                 cur = op

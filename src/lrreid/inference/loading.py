@@ -1,8 +1,8 @@
 """A trained run (or one of its checkpoints) -> an :class:`LRReIDPipeline`.
 
-A run folder holds ``config.yaml`` and checkpoints (``.safetensors`` + ``.json``); the engine's
-:func:`lrreid.build.load_trained_method` rebuilds the method from them (it builds the run's dataset
-splits too, so the dataset of the run must be readable: the synthetic one always is).  The pipeline takes the method's
+A run folder holds ``config.yaml`` and checkpoints (``.safetensors`` + ``.json``);
+:func:`lrreid.build.load_trained` rebuilds the method from them alone (no dataset, no pretrained
+weight files: a run folder copied to another machine serves search).  The pipeline takes the method's
 networks (re-ID, SR, scale predictor) and the settings that decide its features (input size,
 scale set, normalisation) and records where it came from, for the model identity of an index.
 """
@@ -48,11 +48,10 @@ def load_pipeline(
                 raise
             raise CheckpointError(f"{not_a_checkpoint(path)}; read as weights: {str(exc).removeprefix(f'{path}: ')}") from None
         return pipeline_from_encoder(encoder, path, fast=fast, device=device, batch_size=batch_size)
-    from lrreid.build import load_trained_method
-
+    from lrreid.build import load_trained
     from lrreid.config import config_to_yaml
 
-    cfg, _splits, method, ckpt = load_trained_method(path)
+    cfg, method, ckpt = load_trained(path)
     pipe = pipeline_from_method(method.eval(), path, fast=fast, device=device, fixed_scale=fixed_scale,
                                 batch_size=batch_size)
     # The config the weights were trained with (from the checkpoint), part of the model identity.

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from lrreid.config import RunConfig
     from lrreid.data.protocols import EvalSplit
     from lrreid.data.records import Record
+    from lrreid.engine.checkpoint import Checkpoint
     from lrreid.utils.device import Precision
 
 
@@ -122,6 +123,9 @@ class Method(nn.Module):
     # taken by some batches only); it costs a graph traversal per step (docs/training.md).
     find_unused_parameters: bool = False
     collate_fn = None  # DataLoader collate function; None: torch's default (dicts of tensors/ints)
+    # Paths of the training images: an evaluation skips splits that test on them.  Set by the
+    # builder, or from the run's training split when a trained run is evaluated.
+    train_paths: frozenset = frozenset()
 
     # -- schedule and optimisation ------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -189,6 +193,14 @@ class Method(nn.Module):
 
     def signature(self) -> dict[str, Any]:
         """JSON-able facts a checkpoint must match beyond parameter shapes (e.g. ``{"scales": [1, 2, 3, 4]}``)."""
+        return {}
+
+    def derived_settings(self) -> dict[str, Any]:
+        """JSON-able numbers the builder read off the training data (classes, canvas sizes, ...).
+
+        Saved in every checkpoint; ``MethodSpec.build_trained`` reads them back, so a trained run
+        is rebuilt from its config and checkpoint alone, with no dataset.
+        """
         return {}
 
     # -- evaluation and inference -------------------------------------------------------------
@@ -396,12 +408,19 @@ class MethodSpec(Protocol):
 
     ``config_class`` is a dataclass whose fields are the method's own top-level config sections
     (e.g. ``model``, ``loss``, ``schedule``), each itself a dataclass; lrreid.config validates those
-    sections against it.  ``build`` is a staticmethod/classmethod (or the spec is an instance).
+    sections against it.  ``build`` and ``build_trained`` are staticmethods/classmethods (or the
+    spec is an instance).
+
+    ``build`` makes a method to train from the training records; ``build_trained`` makes the same
+    networks for a checkpoint's weights from the config and ``checkpoint.meta["derived"]`` (what
+    ``Method.derived_settings`` saved) alone: no dataset, no pretrained weight files.
     """
 
     config_class: type
 
     def build(self, cfg: "RunConfig", train_records: "list[Record]", num_classes: int) -> Method: ...
+
+    def build_trained(self, cfg: "RunConfig", checkpoint: "Checkpoint") -> Method: ...
 
 
 METHODS: Registry[MethodSpec] = Registry("method")

@@ -62,6 +62,19 @@ def test_tiny_train_then_evaluate_on_synthetic_video(tmp_path):
         assert f"{direction} S3-CLIP, blur query" in names
     assert (tmp_path / "run" / "sr_examples.png").exists()
 
+    # The run folder alone, with its tracklets gone: the same networks, the same features.
+    import shutil
+
+    from lrreid.build import load_trained
+
+    shutil.rmtree(tmp_path / "cache")
+    shutil.copytree(tmp_path / "run", tmp_path / "copied")
+    _, alone, _ = load_trained(tmp_path / "copied")
+    assert alone.num_classes == restored.num_classes
+    frames = torch.rand(2, 2, 3, 64, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(alone.eval().embed(frames), restored.eval().embed(frames))
+
 
 def test_resume_continues_where_the_run_stopped(tmp_path):
     raw = _config(tmp_path, phases={"reid": {"epochs": 1, "lr": 0.001}}, train={"max_iters_per_epoch": 1})

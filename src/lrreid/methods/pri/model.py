@@ -168,6 +168,13 @@ class PRIMethod(Method):
     def signature(self) -> dict:
         return {"scales": list(self.scales), "input_size": list(self.input_size), **self.description}
 
+    def derived_settings(self) -> dict:
+        """What the builder read off the training images, so the run rebuilds without them."""
+        summary = getattr(self, "training_summary", None) or {}
+        return {"classes": int(self.reid_net.num_classes), "lr_images": len(self.soft_labels),
+                "hr_mean_area": float(self.hr_mean_area),
+                **{k: summary[k] for k in ("lr_size", "hr_size") if k in summary}}
+
     # ------------------------------------------------------------------------------------------ schedule
     def phases(self) -> list[Phase]:
         out = []

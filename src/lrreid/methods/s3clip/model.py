@@ -417,6 +417,10 @@ class S3ClipMethod(Method):
         return {"sr_model": self.sr_name, "sr_scale": self.scale, "clip": self.clip_name,
                 "input_size": list(self.input_size), "schedule": self.cfg.schedule}
 
+    def derived_settings(self) -> dict:
+        """The classes the builder counted in the training tracklets, so the run rebuilds without them."""
+        return {"classes": int(self.num_classes)}
+
     # --------------------------------------------------------------------------- evaluation
     def evaluate(self, splits, ctx: EpochContext):
         from lrreid.methods.s3clip.evaluate import evaluate_cross_view

@@ -107,6 +107,34 @@ class EpochContext:
         return out
 
 
+@dataclass
+class InferenceParts:
+    """One inference protocol for every method: preprocess, predict a scale, super-resolve, embed.
+
+    For a probe (LR): resize to ``lr_size`` if set, ``scale`` from ``predictor`` (the argmax of its
+    logits over ``scales`` on the preprocessed probe) or ``fixed_scale``, ``sr(x, scale)``, then the
+    gallery path.  For a gallery image (HR): preprocess (resize to ``input_size``, ``(x - mean) /
+    std``), ``embedder`` -> features, L2-normalised when ``normalize_features``.
+
+    ``embedder`` takes ``[B, 3, H, W]`` (and, where ``video``, tracklets ``[B, T, 3, H, W]``: the
+    frames of one person pooled into one feature).  ``sr`` is ``forward(x, scale)`` on images in
+    [0, 1] or None (no SR); ``predictor`` maps preprocessed images to ``[B, len(scales)]`` logits.
+    """
+
+    embedder: nn.Module
+    input_size: tuple[int, int]
+    sr: nn.Module | None = None
+    predictor: nn.Module | None = None
+    scales: tuple[int, ...] = (1,)
+    fixed_scale: int | None = None
+    lr_size: tuple[int, int] | None = None
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    normalize_features: bool = False
+    min_probe_side: int = 4
+    video: bool = False
+
+
 class Method(nn.Module):
     """Owns sub-modules (attributes), its losses and its training step.
 
@@ -210,6 +238,14 @@ class Method(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Re-ID features of a batch of images (used by search and export)."""
         raise NotImplementedError(f"{type(self).__name__}.embed()")
+
+    def inference_parts(self) -> "InferenceParts":
+        """The trained model's inference path as networks and settings (search, index, export).
+
+        :class:`~lrreid.inference.pipeline.LRReIDPipeline` runs exactly these, adding batching and
+        precision; ONNX export traces the same modules.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.inference_parts(): method {self.name!r} cannot be searched with")
 
     def _submodule(self, name: str) -> nn.Module:
         module = getattr(self, name, None)

@@ -154,13 +154,40 @@ def config_from_run(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()
     return config_from_dict(raw), stem
 
 
-def load_trained_method(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()):
-    """Rebuild a trained method: ``(cfg, splits, method, checkpoint)`` with the checkpoint's weights loaded."""
+def build_trained_method(cfg: RunConfig, checkpoint: "ckpt_io.Checkpoint") -> Method:
+    """The method of ``cfg`` with ``checkpoint``'s weights, built by its MethodSpec with no dataset.
+
+    A method whose spec has no ``build_trained`` is built as for training, from ``cfg.data``.
+    """
+    build = getattr(METHODS.get(cfg.method), "build_trained", None)
+    method = build(cfg, checkpoint) if build is not None else build_method(cfg, build_splits(cfg))
+    ckpt_io.load_into(checkpoint, method)
+    return method
+
+
+def load_trained(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()):
+    """A trained run from its own folder: ``(cfg, method, checkpoint)``, weights loaded, no dataset read.
+
+    The config comes from the checkpoint, the numbers its builder read off the training data from
+    the checkpoint's ``derived`` section, the weights from the checkpoint.
+    """
     cfg, stem = config_from_run(run_or_checkpoint, overrides)
-    splits = build_splits(cfg)
-    method = build_method(cfg, splits)
     ckpt = ckpt_io.load_checkpoint(stem)
-    ckpt_io.load_into(ckpt, method)
+    return cfg, build_trained_method(cfg, ckpt), ckpt
+
+
+def load_trained_method(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()):
+    """A trained run and its evaluation data: ``(cfg, splits, method, checkpoint)``.
+
+    The method loads from the run alone (:func:`load_trained`); the splits are built from
+    ``cfg.data`` (override ``data.root=...`` or ``data.prepared=...`` where the data is now), and
+    the images of the training split (``data.split_for_training``) are the ones the evaluation
+    treats as seen in training.
+    """
+    cfg, method, ckpt = load_trained(run_or_checkpoint, overrides)
+    splits = build_splits(cfg)
+    records, _ = training_records(cfg, splits)
+    method.train_paths = frozenset(str(r.path) for r in records)
     return cfg, splits, method, ckpt
 
 
@@ -185,12 +212,12 @@ def evaluation_context(cfg: RunConfig, run_dir: str | Path | None = None):
 def load_run(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()) -> Method:
     """The trained method of a run folder or checkpoint, weights loaded, in eval mode (on CPU).
 
-    Rebuilding runs the method's own builder on the training split, so the run's dataset must be
-    where its config says (override ``data.root=...`` if it moved).
+    Only the run's own files are read (config and checkpoint): a run folder copied to another
+    machine loads without its dataset or the pretrained weights it started from.
 
     Example::
 
         method = load_run("runs/pri-caviar")
         features = method.embed(images)
     """
-    return load_trained_method(run_or_checkpoint, overrides)[2].eval()
+    return load_trained(run_or_checkpoint, overrides)[1].eval()

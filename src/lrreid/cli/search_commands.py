@@ -60,10 +60,14 @@ def index_command(
     typer.echo(report.summary())
 
 
-def _expand_probes(probes: list[Path]) -> list[Path]:
-    """Probe paths, with folders replaced by the image files inside them (sorted); an empty folder is an error."""
+def _expand_probes(probes: list[Path], tracklets: bool = False) -> list:
+    """Probe paths, with folders replaced by the image files inside them (sorted); an empty folder is an error.
+
+    With ``tracklets`` (a video model) a folder is one probe: the list of its frames.
+    """
     from lrreid.errors import DatasetLayoutError
     from lrreid.search.index import scan_gallery
+    from lrreid.search.searcher import Tracklet
 
     out = []
     for p in probes:
@@ -71,7 +75,11 @@ def _expand_probes(probes: list[Path]) -> list[Path]:
             found = scan_gallery(p)[0]
             if not found:
                 raise DatasetLayoutError(f"{p}: no image files found (expected a folder of probe images)")
-            out.extend(p / e.path for e in found)
+            frames = [p / e.path for e in found]
+            if tracklets:
+                out.append(Tracklet(p, frames))
+            else:
+                out.extend(frames)
         else:
             out.append(p)
     return out
@@ -79,12 +87,12 @@ def _expand_probes(probes: list[Path]) -> list[Path]:
 
 @app.command("search")
 def search_command(
-    probes: List[Path] = typer.Argument(..., help="Probe images (or folders of them)."),
+    probes: List[Path] = typer.Argument(..., help="Probe images, or folders of them (with a video model such as S3-CLIP, a folder is one tracklet)."),
     index: Path = typer.Option(..., "--index", "-i", help="Index folder written by 'lrreid index'."),
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Gallery images per probe."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for machines) instead of tables."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML page of the results."),
-    scale: str = typer.Option("auto", "--scale", help="auto (the model's predictor) or a fixed scale factor."),
+    scale: str = typer.Option("auto", "--scale", help="auto (the model's own choice: its predictor, or its one trained scale) or one of its scale factors."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable probes (counted) instead of stopping."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Run folder / checkpoint (default: the index's model)."),
     nprobe: Optional[int] = typer.Option(None, "--nprobe", help="IVF: lists searched per query."),
@@ -103,19 +111,19 @@ def search_command(
 
     if scale != "auto":
         try:
-            scale_value: int | str = int(scale)
+            scale_value: int | None = int(scale)
         except ValueError:
             raise ConfigError(f"--scale {scale!r}: expected auto or an integer scale factor") from None
         # refused with the model's scale set once the model is loaded: "scale 5: this model's scales are 1, 2, 3, 4"
     else:
-        scale_value = "auto"
+        scale_value = None  # the model's own choice: its predictor, or its one scale (S3-CLIP)
     resolve_device(device, "--device")  # before the model is loaded
     source = model or GalleryIndex.load(index).manifest["model"].get("source")
     if not source:
         raise ConfigError(f"{index}: the index does not record its model; pass --model")
     pipe = _load_with_status(source, fast, device)
     searcher = Searcher(index, model=pipe, nprobe=nprobe, ef_search=ef_search)
-    results = searcher.search(_expand_probes(list(probes)), k=k, scale=scale_value, keep_images=html is not None,
+    results = searcher.search(_expand_probes(list(probes), tracklets=pipe.video), k=k, scale=scale_value, keep_images=html is not None,
                               bad_images="skip" if skip_bad else "raise")
     missing = sum(m.missing for r in results for m in r.matches)
     if html is not None:

@@ -6,7 +6,9 @@ A checkpoint ``<dir>/<stem>`` is two files, both written atomically, the JSON la
   (``method.extra_state()``, e.g. PRI's soft-label table), ``optim/...`` / ``sched/...`` / ``scaler/...``
   (tensor leaves of the optimizer, scheduler and grad-scaler state), ``rng/torch`` and ``rng/cuda/<i>``.
 * ``<stem>.json``: format version, lrreid version, method name, signature (parameter shapes and
-  ``method.signature()``, e.g. the SR scale set), training position (phase, epoch, iteration),
+  ``method.signature()``, e.g. the SR scale set), the numbers the builder derived from the training
+  data (``derived``: ``method.derived_settings()``, e.g. the number of classes, so that the run loads
+  with no dataset), training position (phase, epoch, iteration),
   the non-tensor parts of optimizer/scheduler state with ``{"__tensor__": key}`` placeholders,
   numpy and python RNG states, the run config, and the size + SHA-256 of the tensor file.
 
@@ -118,6 +120,7 @@ def save_checkpoint(
         "signature": model_signature(method),
         "position": position.__dict__.copy(),
         "config": config,
+        "derived": method.derived_settings() if hasattr(method, "derived_settings") else {},
         "extra_keys": sorted(extra),
     }
     if optimizer is not None:

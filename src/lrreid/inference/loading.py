@@ -1,8 +1,8 @@
 """A trained run (or one of its checkpoints) -> an :class:`LRReIDPipeline`.
 
-A run folder holds ``config.yaml`` and checkpoints (``.safetensors`` + ``.json``); the engine's
-:func:`lrreid.build.load_trained_method` rebuilds the method from them (it builds the run's dataset
-splits too, so the dataset of the run must be readable: the synthetic one always is).  The pipeline takes the method's
+A run folder holds ``config.yaml`` and checkpoints (``.safetensors`` + ``.json``);
+:func:`lrreid.build.load_trained` rebuilds the method from them alone (no dataset, no pretrained
+weight files: a run folder copied to another machine serves search).  The pipeline takes the method's
 networks (re-ID, SR, scale predictor) and the settings that decide its features (input size,
 scale set, normalisation) and records where it came from, for the model identity of an index.
 """
@@ -15,7 +15,8 @@ import torch
 
 from lrreid.errors import CheckpointError
 from lrreid.models.reid.load import is_openvino_ir
-from lrreid.inference.pipeline import IMAGENET_MEAN, IMAGENET_STD, MIN_PROBE_SIDE, LRReIDPipeline
+from lrreid.inference.pipeline import LRReIDPipeline
+from lrreid.methods.base import InferenceParts
 from lrreid.utils.device import Precision
 
 
@@ -48,11 +49,10 @@ def load_pipeline(
                 raise
             raise CheckpointError(f"{not_a_checkpoint(path)}; read as weights: {str(exc).removeprefix(f'{path}: ')}") from None
         return pipeline_from_encoder(encoder, path, fast=fast, device=device, batch_size=batch_size)
-    from lrreid.build import load_trained_method
-
+    from lrreid.build import load_trained
     from lrreid.config import config_to_yaml
 
-    cfg, _splits, method, ckpt = load_trained_method(path)
+    cfg, method, ckpt = load_trained(path)
     pipe = pipeline_from_method(method.eval(), path, fast=fast, device=device, fixed_scale=fixed_scale,
                                 batch_size=batch_size)
     # The config the weights were trained with (from the checkpoint), part of the model identity.
@@ -69,32 +69,28 @@ def pipeline_from_method(
     fixed_scale: int | None = None,
     batch_size: int = 32,
 ) -> LRReIDPipeline:
-    """Wrap a method's networks in a pipeline.
-
-    Reads the attributes PRI's method has: ``reid_net`` (F), ``sr_net`` (G), ``scale_predictor``
-    (P), ``scales``, ``input_size`` and the ``pixel_mean``/``pixel_std`` normalisation; a method
-    without SR or predictor gives a pipeline that only resizes probes (scale 1).
-    """
-    reid_net = getattr(method, "reid_net", None)
-    if not isinstance(reid_net, torch.nn.Module):
-        raise CheckpointError(f"{source}: method {getattr(method, 'name', '?')!r} has no re-ID network (reid_net) to embed with")
-    sr_net = getattr(method, "sr_net", None)
-    predictor = getattr(method, "scale_predictor", None)
-    scales = tuple(getattr(method, "scales", None) or (1,))
-    input_size = tuple(getattr(method, "input_size", (384, 128)))
-    mean = getattr(method, "pixel_mean", None)
-    std = getattr(method, "pixel_std", None)
-    precision = Precision.for_inference(device, fast=fast)
-    inference = getattr(method, "inference", None)  # PRI's inference section: the probe size rule of evaluate
-    pipe = LRReIDPipeline(
-        reid_net, sr_net, predictor, scales=scales, fixed_scale=fixed_scale, input_size=input_size, precision=precision, sr_precision=sr_precision_for(precision),
-        mean=IMAGENET_MEAN if mean is None else tuple(mean.flatten().tolist()),
-        std=IMAGENET_STD if std is None else tuple(std.flatten().tolist()),
-        batch_size=batch_size, min_probe_side=getattr(inference, "min_probe_side", MIN_PROBE_SIDE),
-    )
+    """A pipeline that runs a method's inference protocol (``method.inference_parts()``)."""
+    try:
+        parts = method.inference_parts()
+    except NotImplementedError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+    pipe = pipeline_from_parts(parts, fast=fast, device=device, fixed_scale=fixed_scale, batch_size=batch_size)
     if source is not None:
         pipe.source = _source_info(Path(source))
     return pipe
+
+
+def pipeline_from_parts(parts: InferenceParts, *, fast: bool = True, device: str = "auto",
+                        fixed_scale: int | None = None, batch_size: int = 32) -> LRReIDPipeline:
+    """:class:`LRReIDPipeline` over an :class:`InferenceParts`: it adds batching and precision."""
+    precision = Precision.for_inference(device, fast=fast)
+    return LRReIDPipeline(
+        parts.embedder, parts.sr, parts.predictor, scales=parts.scales,
+        fixed_scale=parts.fixed_scale if fixed_scale is None else fixed_scale, input_size=parts.input_size,
+        precision=precision, sr_precision=sr_precision_for(precision), lr_size=parts.lr_size, mean=parts.mean,
+        std=parts.std, normalize_features=parts.normalize_features, batch_size=batch_size,
+        min_probe_side=parts.min_probe_side, video=parts.video,
+    )
 
 
 ENCODER_SUFFIXES = (".xml", ".pth", ".pt", ".tar")
@@ -123,10 +119,9 @@ def pipeline_from_encoder(
     features are L2-normalised, so the index's Euclidean distance ranks as cosine does).
     """
     spec = encoder.input_spec
-    precision = Precision.for_inference(device, fast=fast)
-    pipe = LRReIDPipeline(encoder, None, None, scales=(1,), fixed_scale=1, input_size=spec.size, precision=precision,
-                          mean=spec.mean, std=spec.std, normalize_features=spec.distance == "cosine",
-                          batch_size=batch_size)
+    parts = InferenceParts(embedder=encoder, input_size=spec.size, fixed_scale=1, mean=spec.mean, std=spec.std,
+                           normalize_features=spec.distance == "cosine")
+    pipe = pipeline_from_parts(parts, fast=fast, device=device, batch_size=batch_size)
     if source is not None:
         pipe.source = _source_info(Path(source))
         pipe.source["config_text"] = f"re-ID encoder {type(encoder).__name__} from {Path(source).name}; input {spec.to_dict()}\n"

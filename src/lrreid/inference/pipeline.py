@@ -372,6 +372,8 @@ class LRReIDPipeline:
             the fast path for small SR networks (at most ``SMALL_SR_CONV_WEIGHTS`` convolution
             weights, i.e. multiply-adds per LR pixel), else 1; always 1 where the masked canvas
             is not exact for the SR network).
+        video: ``reid_net`` also takes tracklets ``[B, T, 3, H, W]`` and pools their frames into
+            one feature (S3-CLIP): :meth:`embed_tracklets` embeds a probe of several frames.
         min_probe_side: probes with a shorter side are refused (``ImageReadError``, reason
             ``too_small``), as ``lrreid evaluate`` refuses them (``inference.min_probe_side``); the
             SR network's ``min_input_size`` raises it.
@@ -406,6 +408,7 @@ class LRReIDPipeline:
         fold_batchnorm: bool | None = None,
         sr_size_multiple: int | None = None,
         min_probe_side: int = MIN_PROBE_SIDE,
+        video: bool = False,
     ):
         scales = tuple(int(s) for s in scales)
         if fixed_scale is not None and int(fixed_scale) != fixed_scale:
@@ -453,6 +456,7 @@ class LRReIDPipeline:
         self._mean = torch.tensor(self.settings.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(self.settings.std).view(1, 3, 1, 1)
         self.source: dict = {}  # where the weights came from (a run folder), set by load_pipeline
+        self.video = bool(video)  # reid_net also pools tracklets [B, T, 3, H, W] (embed_tracklets)
 
     # ---- small helpers ----------------------------------------------------------------------
     @staticmethod
@@ -648,6 +652,37 @@ class LRReIDPipeline:
         if feats is None:
             feats = torch.empty(0, self.feature_dim())
         return feats, chosen, sr_out
+
+    def embed_tracklets(self, tracklets: Iterable[Sequence[ImageLike]], scale: int | str | None = None) -> ProbeFeatures:
+        """One feature per tracklet (the frames of one person, e.g. a folder): each frame prepared
+        and super-resolved as a probe is, at one scale per tracklet, then the frames pooled by the
+        re-ID network (a video model's, ``video=True``).  ``sr_images`` is None."""
+        if not self.video:
+            raise ConfigError("this model embeds single images; a tracklet (several frames as one probe) needs a "
+                              "video model such as S3-CLIP")
+        feats, chosen = [], []
+        with torch.inference_mode():
+            for frames in tracklets:
+                frames = list(frames)
+                if not frames:
+                    raise ImageReadError("a tracklet with no frames", reason="empty")
+                tensors = [self.prepare_probe(to_image_tensor(f), probe_name(f, i)) for i, f in enumerate(frames)]
+                if self.settings.lr_size is not None:
+                    tensors = [resize_batch(t[None], self.settings.lr_size)[0] for t in tensors]
+                s = self._choose_tracklet_scale(tensors, scale)
+                x = torch.cat([resize_batch(self._super_resolve(t[None], s), self.input_size) for t in tensors])
+                f = self._run(self.reid_net, self.precision, self.normalize(x)[None])
+                feats.append(F.normalize(f, dim=1) if self.settings.normalize_features else f)
+                chosen.append(s)
+        out = torch.cat(feats).cpu() if feats else torch.empty(0, self.feature_dim())
+        return ProbeFeatures(out.clone(), chosen, None)
+
+    def _choose_tracklet_scale(self, frames: list[torch.Tensor], scale: int | str | None) -> int:
+        """One scale for all frames of a tracklet: the predictor's mean probability over them."""
+        if (scale is None and self.settings.fixed_scale is None or scale == "auto") and self.predictor is not None:
+            probs = self._predict_scales(frames)[1].mean(0)
+            return self.scales[int(probs.argmax())]
+        return self._choose_scales(frames[:1], scale)[0]
 
     def _choose_scales(self, tensors: list[torch.Tensor], scale: int | str | None) -> list[int]:
         if scale is None:

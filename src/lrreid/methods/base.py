@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from lrreid.config import RunConfig
     from lrreid.data.protocols import EvalSplit
     from lrreid.data.records import Record
+    from lrreid.engine.checkpoint import Checkpoint
     from lrreid.utils.device import Precision
 
 
@@ -106,6 +107,34 @@ class EpochContext:
         return out
 
 
+@dataclass
+class InferenceParts:
+    """One inference protocol for every method: preprocess, predict a scale, super-resolve, embed.
+
+    For a probe (LR): resize to ``lr_size`` if set, ``scale`` from ``predictor`` (the argmax of its
+    logits over ``scales`` on the preprocessed probe) or ``fixed_scale``, ``sr(x, scale)``, then the
+    gallery path.  For a gallery image (HR): preprocess (resize to ``input_size``, ``(x - mean) /
+    std``), ``embedder`` -> features, L2-normalised when ``normalize_features``.
+
+    ``embedder`` takes ``[B, 3, H, W]`` (and, where ``video``, tracklets ``[B, T, 3, H, W]``: the
+    frames of one person pooled into one feature).  ``sr`` is ``forward(x, scale)`` on images in
+    [0, 1] or None (no SR); ``predictor`` maps preprocessed images to ``[B, len(scales)]`` logits.
+    """
+
+    embedder: nn.Module
+    input_size: tuple[int, int]
+    sr: nn.Module | None = None
+    predictor: nn.Module | None = None
+    scales: tuple[int, ...] = (1,)
+    fixed_scale: int | None = None
+    lr_size: tuple[int, int] | None = None
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    normalize_features: bool = False
+    min_probe_side: int = 4
+    video: bool = False
+
+
 class Method(nn.Module):
     """Owns sub-modules (attributes), its losses and its training step.
 
@@ -122,6 +151,9 @@ class Method(nn.Module):
     # taken by some batches only); it costs a graph traversal per step (docs/training.md).
     find_unused_parameters: bool = False
     collate_fn = None  # DataLoader collate function; None: torch's default (dicts of tensors/ints)
+    # Paths of the training images: an evaluation skips splits that test on them.  Set by the
+    # builder, or from the run's training split when a trained run is evaluated.
+    train_paths: frozenset = frozenset()
 
     # -- schedule and optimisation ------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -191,6 +223,14 @@ class Method(nn.Module):
         """JSON-able facts a checkpoint must match beyond parameter shapes (e.g. ``{"scales": [1, 2, 3, 4]}``)."""
         return {}
 
+    def derived_settings(self) -> dict[str, Any]:
+        """JSON-able numbers the builder read off the training data (classes, canvas sizes, ...).
+
+        Saved in every checkpoint; ``MethodSpec.build_trained`` reads them back, so a trained run
+        is rebuilt from its config and checkpoint alone, with no dataset.
+        """
+        return {}
+
     # -- evaluation and inference -------------------------------------------------------------
     def evaluate(self, splits: Sequence["EvalSplit"], ctx: EpochContext) -> "EvalReport":
         raise NotImplementedError(f"{type(self).__name__}.evaluate()")
@@ -198,6 +238,14 @@ class Method(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Re-ID features of a batch of images (used by search and export)."""
         raise NotImplementedError(f"{type(self).__name__}.embed()")
+
+    def inference_parts(self) -> "InferenceParts":
+        """The trained model's inference path as networks and settings (search, index, export).
+
+        :class:`~lrreid.inference.pipeline.LRReIDPipeline` runs exactly these, adding batching and
+        precision; ONNX export traces the same modules.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.inference_parts(): method {self.name!r} cannot be searched with")
 
     def _submodule(self, name: str) -> nn.Module:
         module = getattr(self, name, None)
@@ -396,12 +444,19 @@ class MethodSpec(Protocol):
 
     ``config_class`` is a dataclass whose fields are the method's own top-level config sections
     (e.g. ``model``, ``loss``, ``schedule``), each itself a dataclass; lrreid.config validates those
-    sections against it.  ``build`` is a staticmethod/classmethod (or the spec is an instance).
+    sections against it.  ``build`` and ``build_trained`` are staticmethods/classmethods (or the
+    spec is an instance).
+
+    ``build`` makes a method to train from the training records; ``build_trained`` makes the same
+    networks for a checkpoint's weights from the config and ``checkpoint.meta["derived"]`` (what
+    ``Method.derived_settings`` saved) alone: no dataset, no pretrained weight files.
     """
 
     config_class: type
 
     def build(self, cfg: "RunConfig", train_records: "list[Record]", num_classes: int) -> Method: ...
+
+    def build_trained(self, cfg: "RunConfig", checkpoint: "Checkpoint") -> Method: ...
 
 
 METHODS: Registry[MethodSpec] = Registry("method")

@@ -82,6 +82,28 @@ def create_encoder(name: str, pretrained: str | os.PathLike | None = None) -> nn
     return load_encoder(name) if pretrained is None else load_encoder(name, pretrained)
 
 
+def architecture_weights(name: str, pretrained: str | os.PathLike | None) -> str | os.PathLike | None:
+    """The weight file a network rebuilt for a checkpoint's weights still needs, or None.
+
+    A timm backbone's architecture is its name: the checkpoint brings every weight, so none is
+    read.  A re-ID encoder's file decides its architecture (an OMZ IR's channels, a torchreid
+    classifier's classes) and its input convention, so it is read again; a missing one is a
+    one-line :class:`CheckpointError`.
+    """
+    from lrreid.models.reid.encoder import is_encoder_name
+
+    if pretrained is None or not is_encoder_name(name):
+        return None
+    from lrreid.models.weights import resolve_weights
+
+    try:
+        resolve_weights(pretrained)
+    except CheckpointError as exc:
+        raise CheckpointError(f"re-ID encoder {name!r}: its weight file decides its architecture and is needed to "
+                              f"rebuild the trained network ({exc})") from None
+    return pretrained
+
+
 def create_backbone(name: str, pretrained: str | os.PathLike | None = None, *, strict: bool = True) -> tuple[nn.Module, int]:
     """A headless timm CNN (or re-ID encoder's feature extractor) and its output channels.
 

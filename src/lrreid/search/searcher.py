@@ -110,8 +110,18 @@ class Searcher:
         from lrreid.inference.pipeline import probe_name, to_image_tensor
 
         policy = BadImagePolicy(bad_images)
-        names, tensors = [], []
+        names, tensors, tracklets = [], [], []
         for i, image in enumerate(_as_list(images)):
+            if isinstance(image, Tracklet):  # several frames, one probe (a video model)
+                try:
+                    frames = [self.pipeline.prepare_probe(to_image_tensor(f), str(f)) for f in image.frames]
+                except ImageReadError as exc:
+                    policy.handle(exc)
+                    continue
+                tracklets.append((len(names), frames))
+                names.append(str(image.name))
+                tensors.append(frames[0])
+                continue
             name = probe_name(image, i)
             try:  # too small: refused; very large: reduced now, so only one full-size image is ever held
                 tensors.append(self.pipeline.prepare_probe(to_image_tensor(image), name))
@@ -122,7 +132,7 @@ class Searcher:
         self.skipped = dict(policy.skipped)
         if not tensors:
             return []
-        feats, scales, sr = self.pipeline.embed_probes(tensors, scale=scale, return_sr=keep_images)
+        feats, scales, sr = self._embed(tensors, tracklets, scale, keep_images)
         distances, rows = self.index.search(feats.numpy(), k)
         results = []
         missing = changed = 0
@@ -146,6 +156,26 @@ class Searcher:
         self.missing_seen += missing
         return results
 
+    def _embed(self, tensors: list, tracklets: list, scale, keep_images: bool):
+        """Features of the single-image probes and of the tracklets, in probe order."""
+        in_tracklet = {q for q, _ in tracklets}
+        singles = [q for q in range(len(tensors)) if q not in in_tracklet]
+        feats, scales, sr = None, [0] * len(tensors), [None] * len(tensors)
+        parts = []
+        if singles:
+            out = self.pipeline.embed_probes([tensors[q] for q in singles], scale=scale, return_sr=keep_images)
+            parts.append((singles, out))
+        if tracklets:
+            parts.append(([q for q, _ in tracklets], self.pipeline.embed_tracklets([f for _, f in tracklets], scale=scale)))
+        for rows, out in parts:
+            if feats is None:
+                feats = torch.empty(len(tensors), out.features.shape[1])
+            feats[rows] = out.features
+            for j, q in enumerate(rows):
+                scales[q] = out.scales[j]
+                sr[q] = out.sr_images[j] if out.sr_images is not None else None
+        return feats, scales, sr
+
     def _match(self, rank: int, row: int, distance: float) -> Match:
         entry = self.index.entries[row]
         path = self.index.gallery_root / entry.path
@@ -155,6 +185,14 @@ class Searcher:
         except OSError:
             missing, changed = True, False
         return Match(rank, str(path), distance, missing, changed)
+
+
+@dataclass
+class Tracklet:
+    """A probe of several frames of one person (a folder), embedded as one by a video model."""
+
+    name: str | os.PathLike
+    frames: list
 
 
 def _as_list(images) -> list:

@@ -71,12 +71,13 @@ def test_the_triplet_summary_is_a_training_message_not_a_loading_one(trained, ca
     """`lrreid evaluate` (and index/search/export) rebuild the method: no "training triplets" line there."""
     import logging
 
-    from lrreid.build import load_run
+    from lrreid.build import build_method, build_splits, config_from_run
 
     caplog.set_level(logging.INFO, logger="lrreid")
     assert cli("evaluate", str(trained)) == 0
     assert not [m for m in caplog.messages if "training triplets" in m]
-    method = load_run(trained)
+    cfg, _ = config_from_run(trained)
+    method = build_method(cfg, build_splits(cfg))  # built to train (a loaded run has no training data)
     for phase in method.phases():  # training asks for the data once per phase; said once
         method.train_dataset(phase)
     assert len([m for m in caplog.messages if m.startswith("PRI training triplets: ")]) == 1

@@ -62,6 +62,19 @@ def test_tiny_train_then_evaluate_on_synthetic_video(tmp_path):
         assert f"{direction} S3-CLIP, blur query" in names
     assert (tmp_path / "run" / "sr_examples.png").exists()
 
+    # The run folder alone, with its tracklets gone: the same networks, the same features.
+    import shutil
+
+    from lrreid.build import load_trained
+
+    shutil.rmtree(tmp_path / "cache")
+    shutil.copytree(tmp_path / "run", tmp_path / "copied")
+    _, alone, _ = load_trained(tmp_path / "copied")
+    assert alone.num_classes == restored.num_classes
+    frames = torch.rand(2, 2, 3, 64, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(alone.eval().embed(frames), restored.eval().embed(frames))
+
 
 def test_resume_continues_where_the_run_stopped(tmp_path):
     raw = _config(tmp_path, phases={"reid": {"epochs": 1, "lr": 0.001}}, train={"max_iters_per_epoch": 1})
@@ -113,3 +126,44 @@ def test_a_reid_encoder_as_i_refuses_the_text_losses(tmp_path):
                               phases={"prompt": {"epochs": 0}}))
     with pytest.raises(ConfigError, match=r"loss\.v2sce needs CLIP's text tower"):
         build_method(cfg, build_splits(cfg))
+
+
+def test_an_s3clip_run_indexes_and_searches_with_a_folder_as_one_tracklet(tmp_path, capsys):
+    """S3-CLIP through the inference protocol: the pipeline's tracklet features are the method's own,
+    and `lrreid index/search` take its run, a probe folder being one tracklet."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from lrreid.build import load_trained
+    from lrreid.cli import run as cli
+    from lrreid.inference.loading import load_pipeline
+
+    raw = _config(tmp_path, phases={"reid": {"epochs": 1, "lr": 0.001}}, train={"max_iters_per_epoch": 1})
+    cfg = load_config(raw)
+    splits = build_splits(cfg)
+    build_trainer(cfg, build_method(cfg, splits), splits).train()
+    _, method, _ = load_trained(tmp_path / "run")
+    method.eval()
+    pipe = load_pipeline(tmp_path / "run", fast=False, device="cpu")
+    assert pipe.video and pipe.scales == (method.scale,)
+
+    frames = torch.rand(3, 3, *method.lr_size, generator=torch.Generator().manual_seed(0))
+    got = pipe.embed_tracklets([list(frames)])
+    with torch.no_grad():
+        ref = method.embed_tracklets(frames[None], low_resolution=True)
+    torch.testing.assert_close(got.features, torch.nn.functional.normalize(ref, dim=1), atol=1e-4, rtol=1e-4)
+
+    rng = np.random.default_rng(0)
+    gallery, probe = tmp_path / "gallery", tmp_path / "probe"
+    for folder, n, size in ((gallery, 4, (64, 32)), (probe, 3, (32, 16))):
+        folder.mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    assert cli(["index", str(gallery), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "idx")]) == 0
+    capsys.readouterr()
+    assert cli(["search", str(probe), "--index", str(tmp_path / "idx"), "--json", "-k", "2"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert [r["probe"] for r in results] == [str(probe)]  # the folder: one probe
+    assert len(results[0]["matches"]) == 2 and results[0]["scale"] == method.scale

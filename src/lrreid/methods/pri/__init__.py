@@ -12,11 +12,12 @@ Example::
 """
 from __future__ import annotations
 
+from lrreid.errors import CheckpointError, ConfigError
 from lrreid.methods.base import METHODS
 from lrreid.methods.pri.config import PRIConfig
 from lrreid.methods.pri.model import PRIMethod
 
-__all__ = ["PRIConfig", "PRIMethod", "PRISpec", "build_pri"]
+__all__ = ["PRIConfig", "PRIMethod", "PRISpec", "build_pri", "build_trained_pri"]
 
 
 def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
@@ -25,13 +26,9 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     ``num_classes`` is the number of identities in ``train_records``; F's classifier gets one class
     per identity that forms triplets (both LR and HR images), which can be fewer.
     """
-    from lrreid.errors import ConfigError
     from lrreid.methods.pri.data import TripletDataset, mean_area, median_size, split_by_resolution, triplet_identities
-    from lrreid.models.predictor import ScalePredictor
-    from lrreid.models.reid import ReIDNet
-    from lrreid.models.sr import build_sr_model
 
-    m, trip = cfg.model, cfg.triplets
+    trip = cfg.triplets
     res = triplet_identities(split_by_resolution(train_records, trip.lr_cameras, trip.size_sample))
     classes = len(res.hr_by_pid)  # of the num_classes training identities, those with triplets
     native = trip.lr_size == "native"
@@ -42,30 +39,8 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     dataset = TripletDataset(res.lr, res.hr_by_pid, lr_size=lr_size, hr_size=hr_size, flip=trip.flip)
     lr_shown = dataset.lr_canvas
 
-    predictor_backbone = m.predictor_backbone or m.backbone
-    predictor_pretrained = m.pretrained if m.predictor_pretrained == "same" else m.predictor_pretrained
-    try:
-        reid_net = ReIDNet(m.backbone, num_classes=classes, feat_dim=m.feat_dim, pretrained=m.pretrained,
-                           head=m.reid_head, neck=m.reid_neck)
-    except ValueError as exc:
-        raise ConfigError(f"model: {exc}") from None
-    fixed = getattr(reid_net.backbone, "input_size", None) if reid_net.encoder_head else None
-    if fixed is not None and tuple(fixed) != tuple(cfg.data.input_size):
-        raise ConfigError(f"model.backbone {m.backbone!r} takes {fixed[0]}x{fixed[1]} images (its pooling is fixed); "
-                          f"set data.input_size: [{fixed[0]}, {fixed[1]}] (got {list(cfg.data.input_size)})")
-    predictor = ScalePredictor(predictor_backbone, num_scales=len(m.scales), feat_dim=m.predictor_feat_dim,
-                               pretrained=predictor_pretrained)
-    try:
-        sr_net = build_sr_model(m.sr, weights=m.sr_weights, **m.sr_args)
-    except TypeError as exc:
-        raise ConfigError(f"model.sr_args {m.sr_args} do not fit SR model {m.sr!r} ({exc})") from None
-    description = {"sr": m.sr, "backbone": m.backbone, "predictor_backbone": predictor_backbone}
-    method = PRIMethod(
-        sr_net=sr_net, reid_net=reid_net, scale_predictor=predictor, scales=m.scales,
-        input_size=cfg.data.input_size, train_dataset=dataset, num_lr_images=len(dataset),
-        hr_mean_area=hr_area, loss=cfg.loss, schedule=cfg.schedule, inference=cfg.inference,
-        train_paths=[r.path for r in train_records], description=description,
-    )
+    method = _build(cfg, classes=classes, pretrained=True, train_dataset=dataset, num_lr_images=len(dataset),
+                    hr_mean_area=hr_area, train_paths=[r.path for r in train_records])
     method.training_summary = {
         "lr_images": len(res.lr), "hr_images": len(hr_records), "identities": len(res.hr_by_pid),
         "lr_size": "native" if native else list(lr_size), "hr_size": list(hr_size), "lr_cameras": res.lr_cameras, "skipped": res.skipped,
@@ -79,6 +54,66 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     return method
 
 
+def build_trained_pri(cfg, checkpoint) -> PRIMethod:
+    """The networks of a trained PRI from its config and checkpoint: no training images, no pretrained files.
+
+    The numbers :func:`build_pri` read off the training images come from the checkpoint's
+    ``derived`` section (a checkpoint written before it existed: from its tensor shapes).
+    """
+    derived = dict(checkpoint.meta.get("derived") or {})
+    if "classes" not in derived:  # an older checkpoint: the same numbers from its shapes and buffers
+        shapes = checkpoint.meta["signature"].get("shapes", {})
+        if "reid_net.classifier.weight" not in shapes or "soft_labels.labels" not in checkpoint.extra_state:
+            raise CheckpointError(f"{checkpoint.path}.json: a PRI checkpoint without the numbers lrreid needs to rebuild "
+                                  "it (classes, LR images); retrain, or resave it with an lrreid that still builds it")
+        derived = {"classes": shapes["reid_net.classifier.weight"][0],
+                   "lr_images": len(checkpoint.extra_state["soft_labels.labels"]),
+                   "hr_mean_area": float(checkpoint.model_state["hr_mean_area"])}
+    method = _build(cfg, classes=int(derived["classes"]), pretrained=False, train_dataset=None,
+                    num_lr_images=int(derived["lr_images"]), hr_mean_area=float(derived["hr_mean_area"]))
+    method.training_summary = {k: derived[k] for k in ("lr_size", "hr_size") if k in derived}
+    return method
+
+
+def _build(cfg, *, classes: int, pretrained: bool, **data) -> PRIMethod:
+    """PRIMethod with G, F, P from ``cfg.model``; ``pretrained=False``: random weights where the
+    checkpoint brings them (a re-ID encoder's file still decides its architecture, so it is read)."""
+    from lrreid.models.backbones import architecture_weights
+    from lrreid.models.predictor import ScalePredictor
+    from lrreid.models.reid import ReIDNet
+    from lrreid.models.sr import build_sr_model
+
+    m = cfg.model
+    predictor_backbone = m.predictor_backbone or m.backbone
+    predictor_pretrained = m.pretrained if m.predictor_pretrained == "same" else m.predictor_pretrained
+    reid_pretrained, sr_weights = m.pretrained, m.sr_weights
+    if not pretrained:
+        reid_pretrained = architecture_weights(m.backbone, reid_pretrained)
+        predictor_pretrained = architecture_weights(predictor_backbone, predictor_pretrained)
+        sr_weights = None
+    try:
+        reid_net = ReIDNet(m.backbone, num_classes=classes, feat_dim=m.feat_dim, pretrained=reid_pretrained,
+                           head=m.reid_head, neck=m.reid_neck)
+    except ValueError as exc:
+        raise ConfigError(f"model: {exc}") from None
+    fixed = getattr(reid_net.backbone, "input_size", None) if reid_net.encoder_head else None
+    if fixed is not None and tuple(fixed) != tuple(cfg.data.input_size):
+        raise ConfigError(f"model.backbone {m.backbone!r} takes {fixed[0]}x{fixed[1]} images (its pooling is fixed); "
+                          f"set data.input_size: [{fixed[0]}, {fixed[1]}] (got {list(cfg.data.input_size)})")
+    predictor = ScalePredictor(predictor_backbone, num_scales=len(m.scales), feat_dim=m.predictor_feat_dim,
+                               pretrained=predictor_pretrained)
+    try:
+        sr_net = build_sr_model(m.sr, weights=sr_weights, **m.sr_args)
+    except TypeError as exc:
+        raise ConfigError(f"model.sr_args {m.sr_args} do not fit SR model {m.sr!r} ({exc})") from None
+    description = {"sr": m.sr, "backbone": m.backbone, "predictor_backbone": predictor_backbone}
+    return PRIMethod(
+        sr_net=sr_net, reid_net=reid_net, scale_predictor=predictor, scales=m.scales,
+        input_size=cfg.data.input_size, loss=cfg.loss, schedule=cfg.schedule, inference=cfg.inference,
+        description=description, **data,
+    )
+
+
 class PRISpec:
     """How ``method: pri`` is validated and built (lrreid.methods.base.MethodSpec)."""
 
@@ -87,6 +122,10 @@ class PRISpec:
     @staticmethod
     def build(cfg, train_records, num_classes: int) -> PRIMethod:
         return build_pri(cfg, train_records, num_classes)
+
+    @staticmethod
+    def build_trained(cfg, checkpoint) -> PRIMethod:
+        return build_trained_pri(cfg, checkpoint)
 
 
 METHODS.register("pri")(PRISpec)

@@ -28,7 +28,7 @@ from lrreid import losses
 from lrreid.data.augment import random_erasing
 from lrreid.data.degradations import bicubic_downsample
 from lrreid.errors import ConfigError
-from lrreid.methods.base import EpochContext, EvalReport, Method, Phase
+from lrreid.methods.base import EpochContext, EvalReport, InferenceParts, Method, Phase
 from lrreid.methods.pri.config import PRIInferenceConfig, PRILossConfig, PRIScheduleConfig
 from lrreid.methods.pri.soft_labels import SoftLabelTable, one_hot_labels, scale_factor_metric, should_refresh
 from lrreid.utils.logging import get_logger
@@ -165,8 +165,23 @@ class PRIMethod(Method):
         with eval_mode(self.scale_predictor):
             return self.scale_predictor(self.net_input(lr_images)).float().softmax(dim=1)
 
+    def inference_parts(self) -> InferenceParts:
+        """F, G and P with the settings that decide their features (search, index, export)."""
+        return InferenceParts(
+            embedder=self.reid_net, sr=self.sr_net, predictor=self.scale_predictor, scales=tuple(self.scales),
+            input_size=self.input_size, mean=tuple(self.pixel_mean.flatten().tolist()),
+            std=tuple(self.pixel_std.flatten().tolist()), min_probe_side=self.inference.min_probe_side,
+        )
+
     def signature(self) -> dict:
         return {"scales": list(self.scales), "input_size": list(self.input_size), **self.description}
+
+    def derived_settings(self) -> dict:
+        """What the builder read off the training images, so the run rebuilds without them."""
+        summary = getattr(self, "training_summary", None) or {}
+        return {"classes": int(self.reid_net.num_classes), "lr_images": len(self.soft_labels),
+                "hr_mean_area": float(self.hr_mean_area),
+                **{k: summary[k] for k in ("lr_size", "hr_size") if k in summary}}
 
     # ------------------------------------------------------------------------------------------ schedule
     def phases(self) -> list[Phase]:

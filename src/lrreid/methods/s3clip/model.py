@@ -296,7 +296,7 @@ class S3ClipMethod(Method):
         """Features of images ``[N, 3, H, W]`` (one-frame tracklets) or tracklets ``[B, T, 3, H, W]`` at input size."""
         if images.dim() == 4:
             images = images.unsqueeze(1)
-        return self.reid_head.embedding(self.image_encoder(self.upsample_bilinear(images)))
+        return TrackletEmbedder(self.image_encoder, self.reid_head)(self.upsample_bilinear(images))
 
     # ------------------------------------------------------------------------------- steps
     def training_step(self, batch: dict, phase: Phase, epoch: int) -> dict[str, torch.Tensor]:
@@ -413,15 +413,50 @@ class S3ClipMethod(Method):
         return float(self.text_encoder.logit_scale.exp().clamp(max=100.0))
 
     # --------------------------------------------------------------------------- checkpoint
+    def inference_parts(self):
+        """S at its trained scale, then I and the BNNeck embedding (search, index, export).
+
+        Probes are brought to the LR grid S was trained on (``lr_size``); I normalises inside, so
+        the pipeline feeds [0, 1] images; features are compared by cosine, as the evaluation does.
+        """
+        from lrreid.methods.base import InferenceParts
+
+        return InferenceParts(
+            embedder=TrackletEmbedder(self.image_encoder, self.reid_head), sr=self.sr, scales=(self.scale,),
+            fixed_scale=self.scale, input_size=self.input_size, lr_size=self.lr_size,
+            mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), normalize_features=True, video=True,
+        )
+
     def signature(self) -> dict:
         return {"sr_model": self.sr_name, "sr_scale": self.scale, "clip": self.clip_name,
                 "input_size": list(self.input_size), "schedule": self.cfg.schedule}
+
+    def derived_settings(self) -> dict:
+        """The classes the builder counted in the training tracklets, so the run rebuilds without them."""
+        return {"classes": int(self.num_classes)}
 
     # --------------------------------------------------------------------------- evaluation
     def evaluate(self, splits, ctx: EpochContext):
         from lrreid.methods.s3clip.evaluate import evaluate_cross_view
 
         return evaluate_cross_view(self, splits, ctx)
+
+
+class TrackletEmbedder(nn.Module):
+    """I, then the BNNeck embedding: images ``[B, 3, H, W]`` (one-frame tracklets) or tracklets
+    ``[B, T, 3, H, W]`` in [0, 1] at the input size -> retrieval features ``[B, D]``.
+
+    Built on demand around the method's own modules (not a sub-module: the state dict stays as is).
+    """
+
+    def __init__(self, image_encoder: nn.Module, reid_head: nn.Module):
+        super().__init__()
+        self.image_encoder, self.reid_head = image_encoder, reid_head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.unsqueeze(1)
+        return self.reid_head.embedding(self.image_encoder(x))
 
 
 class _IndexedPids(torch.utils.data.Dataset):

@@ -182,6 +182,7 @@ def test_ir_bad_files_are_refused_in_one_line(converted_ir, tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_encoder(truncated)
     assert "truncated.xml" in str(err.value) and "\n" not in str(err.value)
+    assert "truncated.bin" in str(err.value) and "shorter than the graph needs" in str(err.value)
 
 
 def test_an_ir_of_another_network_is_refused(tmp_path):

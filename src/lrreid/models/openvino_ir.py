@@ -82,8 +82,7 @@ def read_openvino_ir(path: str | os.PathLike) -> OpenVINONetwork:
     try:
         model = ov.Core().read_model(str(xml), str(weights))
     except Exception as exc:  # noqa: BLE001 - openvino raises RuntimeError subclasses with multi-line text
-        first = str(exc).strip().splitlines()
-        raise CheckpointError(f"{xml}: not a readable OpenVINO IR ({first[0][:160] if first else type(exc).__name__})") from None
+        raise CheckpointError(f"{xml}: not a readable OpenVINO IR ({_openvino_reason(exc, weights)})") from None
     try:
         return _OSNetReader(model, xml).read()
     except _Reject as exc:
@@ -460,6 +459,15 @@ class _OSNetReader:
                 return kind, reduction, mul
             raise _Reject(f"{prefix}: unexpected {t} in a channel gate")
         raise _Reject(f"{prefix}: channel gate too long")
+
+
+def _openvino_reason(exc: Exception, weights: Path) -> str:
+    """One line from openvino's multi-line error: the sentence that says what is wrong, not where."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    said = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))]
+    if any("weights" in ln.lower() and "bin" in ln.lower() for ln in lines):
+        return f"{weights.name} ({weights.stat().st_size} bytes) is shorter than the graph needs: truncated or of another model"
+    return (said[0] if said else lines[0] if lines else type(exc).__name__)[:160]
 
 
 def id_of(op) -> str:

@@ -30,3 +30,32 @@ def pytest_configure(config):
     from lrreid.utils.device import configure_threads
 
     configure_threads(0)
+
+
+def write_viper(root: Path, num_people: int = 8, *, colour_per_person: bool = False) -> Path:
+    """A VIPeR-layout folder (``cam_a``/``cam_b``, one 64x24 ``NNN_000.bmp`` per person and camera).
+
+    ``colour_per_person``: each person one base colour (noise per camera), so a network can tell
+    people apart; otherwise every image is noise.
+    """
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cam in ("cam_a", "cam_b"):
+        (root / cam).mkdir(parents=True)
+    for person in range(num_people):
+        base = rng.integers(0, 256, (1, 1, 3))
+        for cam in ("cam_a", "cam_b"):
+            if colour_per_person:
+                pixels = np.clip(base + rng.integers(-20, 20, (64, 24, 3)), 0, 255)
+            else:
+                pixels = rng.integers(0, 256, (64, 24, 3))
+            Image.fromarray(pixels.astype(np.uint8)).save(root / cam / f"{person:03d}_000.bmp")
+    return root
+
+
+@pytest.fixture(scope="session")
+def viper_writer():
+    """:func:`write_viper` for tests (test modules are not a package, so helpers come as fixtures)."""
+    return write_viper

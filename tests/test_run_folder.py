@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from lrreid.cli import run as cli_run
 
@@ -22,22 +20,13 @@ def cli(*argv) -> int:
     return cli_run([str(a) for a in argv])
 
 
-def make_viper(root, num_people=8):
-    rng = np.random.default_rng(0)
-    for cam in ("cam_a", "cam_b"):
-        (root / cam).mkdir(parents=True)
-        for person in range(num_people):
-            Image.fromarray(rng.integers(0, 256, (64, 24, 3), dtype=np.uint8)).save(root / cam / f"{person:03d}_000.bmp")
-    return root
-
-
 @pytest.fixture(scope="module")
-def trained_elsewhere(tmp_path_factory):
+def trained_elsewhere(tmp_path_factory, viper_writer):
     """A tiny PRI trained on a prepared MLR-VIPeR look-alike in ``a/``; returns (tmp, run, prepared)."""
     tmp = tmp_path_factory.mktemp("run_folder")
     a = tmp / "a"
     prepared = a / "prepared"
-    assert cli("prepare", "viper", make_viper(a / "VIPeR"), prepared, "--splits", "2", "--quiet") == 0
+    assert cli("prepare", "viper", viper_writer(a / "VIPeR"), prepared, "--splits", "2", "--quiet") == 0
     config = a / "pri.yaml"
     config.write_text(yaml.safe_dump({
         "method": "pri", "seed": 0,

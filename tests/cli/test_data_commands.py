@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from lrreid.cli import run
@@ -14,16 +15,12 @@ def cli(*argv: str) -> int:
     return run(argv)
 
 
-def make_viper(root, num_people=8):
-    rng = np.random.default_rng(0)
-    for cam in ("cam_a", "cam_b"):
-        (root / cam).mkdir(parents=True)
-        for person in range(num_people):
-            Image.fromarray(rng.integers(0, 256, (64, 24, 3), dtype=np.uint8)).save(root / cam / f"{person:03d}_000.bmp")
-    return root
+@pytest.fixture
+def make_viper(viper_writer):
+    return viper_writer
 
 
-def test_prepare_then_again_then_different(tmp_path, capsys):
+def test_prepare_then_again_then_different(tmp_path, capsys, make_viper):
     root, out = make_viper(tmp_path / "VIPeR"), tmp_path / "out"
     assert cli("prepare", "viper", str(root), str(out), "--protocol", "mlr", "--factors", "2,4", "--seed", "3",
                "--splits", "2", "--quiet") == 0
@@ -40,7 +37,7 @@ def test_prepare_then_again_then_different(tmp_path, capsys):
     assert err.startswith("error: ") and "different prepared dataset" in err and "\n" not in err
 
 
-def test_prepare_option_errors(tmp_path, capsys):
+def test_prepare_option_errors(tmp_path, capsys, make_viper):
     root = make_viper(tmp_path / "VIPeR")
     for args, message in [
         (["--factors", "2,x"], "--factors '2,x': expected numbers"),

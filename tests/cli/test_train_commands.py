@@ -127,27 +127,13 @@ def test_a_run_that_fails_to_start_leaves_no_config_yaml(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- evaluate --model (no training)
-def _viper_like(root, num_people=8):
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for cam in ("cam_a", "cam_b"):
-        (root / cam).mkdir(parents=True)
-        for person in range(num_people):
-            base = rng.integers(0, 256, (1, 1, 3))  # one colour per person, noise per camera
-            img = np.clip(base + rng.integers(-20, 20, (64, 24, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(root / cam / f"{person:03d}_000.bmp")
-    return root
-
-
-def test_evaluate_a_weight_file_with_no_training_on_a_prepared_dataset(tmp_path, capsys):
+def test_evaluate_a_weight_file_with_no_training_on_a_prepared_dataset(tmp_path, capsys, viper_writer):
     from lrreid.cli import run
     from lrreid.data.protocols import load_prepared_splits
     from lrreid.evaluation.zero_shot import evaluate_encoders
     from lrreid.models.reid import build_encoder
 
-    root, prepared = _viper_like(tmp_path / "VIPeR"), tmp_path / "prepared"
+    root, prepared = viper_writer(tmp_path / "VIPeR", colour_per_person=True), tmp_path / "prepared"
     assert run(["prepare", "viper", str(root), str(prepared), "--protocol", "mlr", "--splits", "2", "-q"]) == 0
     torch.manual_seed(0)
     weights = tmp_path / "osnet_x0_25.pth"
@@ -164,10 +150,10 @@ def test_evaluate_a_weight_file_with_no_training_on_a_prepared_dataset(tmp_path,
     assert 0.0 <= row["metrics"]["Rank-1"] <= 100.0 and "img/s" in row["metrics"]
 
 
-def test_evaluate_model_errors_are_one_line(tmp_path, capsys):
+def test_evaluate_model_errors_are_one_line(tmp_path, capsys, viper_writer):
     from lrreid.cli import run
 
-    root, prepared = _viper_like(tmp_path / "VIPeR", 4), tmp_path / "prepared"
+    root, prepared = viper_writer(tmp_path / "VIPeR", 4), tmp_path / "prepared"
     assert run(["prepare", "viper", str(root), str(prepared), "--protocol", "mlr", "--splits", "1", "-q"]) == 0
     junk = tmp_path / "notes.pth"
     junk.write_text("not weights")

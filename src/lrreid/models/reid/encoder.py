@@ -74,6 +74,12 @@ def build_encoder(name: str, **kwargs) -> nn.Module:
 
 
 def is_encoder_name(name: str) -> bool:
-    import lrreid.models.reid  # noqa: F401
+    import lrreid.models.reid  # noqa: F401 - registers the architectures
 
     return name in REID_ENCODERS
+
+
+def encoder_names() -> list[str]:
+    import lrreid.models.reid  # noqa: F401 - registers the architectures
+
+    return REID_ENCODERS.names()

@@ -20,7 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from lrreid.errors import CheckpointError, ConfigError
-from lrreid.models.reid.encoder import REID_ENCODERS, build_encoder
+from lrreid.models.reid.encoder import build_encoder, encoder_names, is_encoder_name
 from lrreid.models.reid.osnet import WIDTHS
 
 IR_SUFFIXES = (".xml",)
@@ -53,17 +53,17 @@ def load_encoder(name_or_path: str | os.PathLike, weights: str | os.PathLike | N
 
     text = os.fspath(name_or_path)
     name: str | None = None
-    if weights is None and (text in REID_ENCODERS or _registered(text)):
+    if weights is None and is_encoder_name(text):
         return build_encoder(text)
     if weights is None:
         path = Path(text)
         if not path.exists():
             raise CheckpointError(f"{path}: no such weight file, and not a re-ID encoder name "
-                                  f"(known: {', '.join(_names())})")
+                                  f"(known: {', '.join(encoder_names())})")
     else:
         name = None if text in ("", "auto") else text
-        if name is not None and not _registered(name):
-            raise ConfigError(f"unknown re-ID encoder {name!r} (known: {', '.join(_names())})")
+        if name is not None and not is_encoder_name(name):
+            raise ConfigError(f"unknown re-ID encoder {name!r} (known: {', '.join(encoder_names())})")
         path = resolve_weights(weights)
     if path.is_dir():
         raise CheckpointError(f"{path}: a folder, not a re-ID weight file (.xml OpenVINO IR or .pth)")
@@ -95,14 +95,3 @@ def load_encoder(name_or_path: str | os.PathLike, weights: str | os.PathLike | N
     net.weights_source = str(path)
     return net
 
-
-def _registered(name: str) -> bool:
-    import lrreid.models.reid  # noqa: F401
-
-    return name in REID_ENCODERS
-
-
-def _names() -> list[str]:
-    import lrreid.models.reid  # noqa: F401
-
-    return REID_ENCODERS.names()

@@ -160,7 +160,20 @@ def init_weights(net: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class OSNet(nn.Module):
+class GlobalPoolHead:
+    """The embedding head torchreid's OSNets share: global average pool, ``fc``; ``classifier`` for logits."""
+
+    def embed_features(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.fc(fmap.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_features(self.forward_features(x))
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.classifier(embedding)
+
+
+class OSNet(GlobalPoolHead, nn.Module):
     """torchreid's OSNet: feature maps, a 512-d embedding and an identity classifier.
 
     ``forward_features(x)`` is the last feature map ``[B, C, 16, 8]`` (for a 256x128 input; any size
@@ -197,15 +210,6 @@ class OSNet(nn.Module):
         x = self.maxpool(self.conv1(x))
         return self.conv5(self.conv4(self.conv3(self.conv2(x))))
 
-    def embed_features(self, fmap: torch.Tensor) -> torch.Tensor:
-        """The embedding head on a feature map (global average pool, fc)."""
-        return self.fc(fmap.mean(dim=(2, 3)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_features(self.forward_features(x))
-
-    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.classifier(embedding)
 
 
 def _register(name: str, channels, **kwargs) -> None:

@@ -30,6 +30,7 @@ from lrreid.models.reid.osnet import (
     Conv1x1,
     Conv1x1Linear,
     ConvLayer,
+    GlobalPoolHead,
     LightConv3x3,
     init_weights,
     transition,
@@ -73,7 +74,7 @@ class OSBlockAIN(nn.Module):
         return F.relu(x3 + identity)
 
 
-class OSNetAIN(nn.Module):
+class OSNetAIN(GlobalPoolHead, nn.Module):
     """OSNet-AIN: the same interface as :class:`~lrreid.models.reid.osnet.OSNet`."""
 
     def __init__(self, channels: Sequence[int], *, num_classes: int = 1000, feature_dim: int = 512,
@@ -106,14 +107,6 @@ class OSNetAIN(nn.Module):
         x = self.pool3(self.conv3(self.pool2(self.conv2(x))))
         return self.conv5(self.conv4(x))
 
-    def embed_features(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.fc(fmap.mean(dim=(2, 3)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_features(self.forward_features(x))
-
-    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.classifier(embedding)
 
 
 def _register(name: str, channels) -> None:

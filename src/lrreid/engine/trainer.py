@@ -31,6 +31,7 @@ from lrreid.methods.base import EpochContext, Method, Phase
 from lrreid.utils.atomic import remove_leftover_temporaries
 from lrreid.utils.device import Precision, resolve_device
 from lrreid.utils.logging import get_logger
+from lrreid.utils.modules import eval_mode
 
 
 log = get_logger("engine")
@@ -384,10 +385,5 @@ class Trainer:
 
 def run_evaluation(method: Method, splits: Iterable, ctx: EpochContext):
     """``method.evaluate`` in eval mode without gradients, restoring the training mode after."""
-    was_training = method.training
-    method.eval()
-    try:
-        with torch.no_grad():
-            return method.evaluate(list(splits), ctx)
-    finally:
-        method.train(was_training)
+    with eval_mode(method), torch.no_grad():
+        return method.evaluate(list(splits), ctx)

@@ -32,6 +32,7 @@ from lrreid.methods.base import EpochContext, EvalReport, InferenceParts, Method
 from lrreid.methods.pri.config import PRIInferenceConfig, PRILossConfig, PRIScheduleConfig
 from lrreid.methods.pri.soft_labels import SoftLabelTable, one_hot_labels, scale_factor_metric, should_refresh
 from lrreid.utils.logging import get_logger
+from lrreid.utils.modules import eval_mode  # noqa: F401 - also importable from here, as before
 
 log = get_logger("methods.pri")
 
@@ -48,22 +49,6 @@ def resize_for_net(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         return x
     shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-
-
-class eval_mode:
-    """Context manager: a module in eval mode inside the block, its previous mode restored after."""
-
-    def __init__(self, module: nn.Module):
-        self.module = module
-
-    def __enter__(self):
-        self.was_training = self.module.training
-        self.module.eval()
-        return self.module
-
-    def __exit__(self, *exc):
-        self.module.train(self.was_training)
-        return False
 
 
 class PRIMethod(Method):

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lrreid.data.imageio import image_to_tensor
 from lrreid.errors import ConfigError, ImageReadError
 from lrreid.utils.device import Precision
 
@@ -70,7 +71,7 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
 
         image = read_image(image)
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        return image_to_tensor(image)
     if isinstance(image, np.ndarray):
         arr = image
         if arr.ndim == 2:
@@ -79,7 +80,7 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
             raise ImageReadError(f"numpy array of shape {arr.shape}: expected an HxWx3 RGB image")
         arr = arr[:, :, :3]
         if arr.dtype == np.uint8:
-            return torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().div_(255.0)  # np.array: a writable copy
+            return image_to_tensor(arr)
         if np.issubdtype(arr.dtype, np.floating):
             return torch.from_numpy(np.array(arr, dtype=np.float32)).permute(2, 0, 1).clamp(0, 1)
         raise ImageReadError(f"numpy array of dtype {arr.dtype}: expected uint8 (0..255) or float (0..1)")

@@ -10,6 +10,9 @@ Example::
     method = build_method(cfg, splits)
     trainer = build_trainer(cfg, method, splits)
     trainer.train(resume=cfg.train.resume)
+
+What a command does with these objects (refuse an existing run folder, save its config, one model
+per split, evaluate and write the report) is lrreid.workflows (``train_run(cfg)`` for the above).
 """
 from __future__ import annotations
 

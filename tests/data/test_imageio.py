@@ -295,3 +295,23 @@ def test_policy_never_swallows_bugs():
 def test_policy_rejects_unknown_mode():
     with pytest.raises(ConfigError, match="ignore"):
         BadImagePolicy("ignore")
+
+
+def test_image_to_tensor_is_the_exact_inverse_of_tensor_to_pil():
+    """The one image -> tensor of lrreid (loading, evaluation, search): uint8 / 255, any PIL mode as RGB."""
+    import numpy as np
+    from PIL import Image
+
+    from lrreid.data.imageio import image_to_tensor, tensor_to_pil
+    from lrreid.data.loading import to_tensor
+    from lrreid.inference.pipeline import to_image_tensor
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 3, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    x = image_to_tensor(image)
+    assert x.dtype.is_floating_point and x.shape == (3, 5, 3)
+    assert np.array_equal(np.asarray(tensor_to_pil(x)), pixels)
+    for same in (to_tensor(image), to_image_tensor(image), to_image_tensor(pixels), image_to_tensor(image.convert("P").convert("RGB"))):
+        assert same.shape == x.shape
+    assert (to_tensor(image) == x).all() and (to_image_tensor(pixels) == x).all()
+    assert image_to_tensor(image.convert("L")).shape == (3, 5, 3)

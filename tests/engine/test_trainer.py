@@ -144,12 +144,6 @@ def test_resume_continues_exactly(tmp_path, stop):
     assert rows == ref_rows  # no duplicated or missing iterations, same values
 
 
-def test_existing_run_folder_needs_resume(tmp_path):
-    make_trainer(tmp_path / "run", "schedule.joint_epochs=0").train()
-    with pytest.raises(ConfigError, match="already has checkpoints; pass --resume"):
-        make_trainer(tmp_path / "run", "schedule.joint_epochs=0").train()
-
-
 def test_resume_without_checkpoint_starts_from_scratch(tmp_path):
     trainer = make_trainer(tmp_path / "run", "schedule.joint_epochs=0")
     trainer.train(resume=True)

@@ -82,3 +82,32 @@ def test_metasr_graph_per_scale_has_a_dynamic_input_size(tmp_path):
         ref = sr(x, 2)
     assert out.shape == (1, 3, 34, 18)
     assert float(abs(out - ref.numpy()).max()) < 1e-4
+
+
+@pytest.mark.slow  # two ONNX exports of a tiny S3-CLIP: 15-30 s
+def test_an_s3clip_run_exports_and_its_graphs_give_the_pipelines_features(tmp_path):
+    """S3-CLIP through the same export: its SR network S (CARN-M here) as ``sr_x{s}``, its encoder I
+    per frame as ``reid``, fed by the same net_input calls as search.  (With SwinIR-S as S the SR
+    graph does not export: torch's ONNX decomposition cannot view the window attention's
+    transposed heads with a dynamic batch; ``lrreid export`` then stops with one error line.)"""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "methods" / "s3clip"))
+    from test_end_to_end import _config
+
+    from lrreid.build import build_method, build_splits
+    from lrreid.config import load_config
+    from lrreid.inference.loading import pipeline_from_method
+
+    cfg = load_config(_config(tmp_path, sr={"model": "carn_m", "args": {}}))
+    method = build_method(cfg, build_splits(cfg)).eval()
+    pipe = pipeline_from_method(method, fast=False, device="cpu")
+    spec = export_onnx(pipe, tmp_path / "exported")
+    assert sorted(spec["graphs"]) == ["reid", "sr_x2"] and spec["lr_size"] == [32, 16]
+
+    onnx_pipe = OnnxPipeline(tmp_path / "exported")
+    probes = [torch.rand(3, 16, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    features, scales = onnx_pipe.embed_probes(probes)
+    reference = pipe.embed_probes(probes)
+    assert scales == reference.scales == [2, 2, 2]
+    torch.testing.assert_close(torch.from_numpy(features), reference.features, rtol=0, atol=1e-4)

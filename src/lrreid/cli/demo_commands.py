@@ -8,7 +8,6 @@ gallery), ``scale_histogram.png``, ``losses.png``, the checkpoints and ``losses.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from importlib import resources
 from pathlib import Path
@@ -18,24 +17,13 @@ import typer
 
 from lrreid.cli import app
 
-DEMO_OUTPUTS = ("checkpoints", "losses.csv", "eval.md", "eval.json", "eval_history.json", "config.yaml",
-                "probes.png", "scale_histogram.png", "losses.png", "tensorboard")
 
+def __getattr__(name: str):  # moved to lrreid.workflows; importable from here for one release
+    if name in ("training_left", "DEMO_OUTPUTS"):
+        import lrreid.workflows
 
-def training_left(checkpoint_stem: Path | None, phases) -> str:
-    """What training a demo run still needs: "all", "some" (a killed run) or "none" (finished).
-
-    Read from the newest checkpoint's position against the method's phases, so a second
-    ``lrreid demo`` can say that it reuses the trained run instead of announcing training.
-    """
-    import json
-
-    if checkpoint_stem is None:
-        return "all"
-    pos = json.loads(checkpoint_stem.with_suffix(".json").read_text())["position"]
-    last = len(phases) - 1
-    finished = pos["phase_index"] > last or (pos["phase_index"] == last and pos["epochs_done"] >= phases[last].epochs)
-    return "none" if finished else "some"
+        return getattr(lrreid.workflows, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def demo_config_path() -> Path:
@@ -56,59 +44,15 @@ def demo(
 
     Example: lrreid demo --output runs/demo schedule.joint_epochs=8
     """
-    from lrreid.build import build_method, build_splits, build_trainer, evaluation_context, select_splits
-    from lrreid.config import config_to_yaml, load_config
-    from lrreid.engine import checkpoint as ckpt_io
-    from lrreid.engine.hooks import write_report
-    from lrreid.methods.pri.evaluate import evaluate_predictors
-    from lrreid.methods.pri.pictures import write_pictures
-    from lrreid.utils.atomic import atomic_write_text
+    from lrreid.config import load_config
     from lrreid.utils.device import configure_threads
     from lrreid.utils.logging import get_logger
+    from lrreid.workflows import run_demo
 
-    log = get_logger("demo")
     start = time.perf_counter()
-    configure_threads(threads, logger=log)
+    configure_threads(threads, logger=get_logger("demo"))
     cfg = load_config(config or demo_config_path(), [*(overrides or []), f"train.output_dir={output}"])
-    if cfg.method != "pri":
-        from lrreid.errors import ConfigError
-
-        raise ConfigError(f"lrreid demo runs PRI; the config names method {cfg.method!r}")
-    run_dir = Path(cfg.train.output_dir)
-    if overwrite:
-        for name in DEMO_OUTPUTS:
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    last = ckpt_io.find_last(run_dir / "checkpoints")
-    resume = last is not None
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))
-
-    typer.echo(f"[1/3] data: {cfg.data.dataset} (genuine LR protocol) ...")
-    splits = build_splits(cfg)
-    method = build_method(cfg, splits)
-    epochs = f"{cfg.schedule.pretrain_epochs} pre-training + {cfg.schedule.joint_epochs} joint epochs"
-    left = training_left(last, method.phases())
-    if left == "none":
-        typer.echo(f"[2/3] reusing the trained PRI in {run_dir} ({epochs}, nothing to train; --overwrite retrains it)")
-    elif left == "some":
-        typer.echo(f"[2/3] training PRI: continuing {run_dir} from checkpoint {last.name} ({epochs} in all; "
-                   "--overwrite starts afresh)")
-    else:
-        typer.echo(f"[2/3] training PRI: {epochs} -> {run_dir}")
-    trainer = build_trainer(cfg, method, splits)
-    trainer.train(resume=resume)
-
-    typer.echo("[3/3] evaluating the scale predictors (PRI.md Table 2) ...")
-    ctx = evaluation_context(cfg, run_dir)
-    method.to(ctx.device)
-    result = evaluate_predictors(method, select_splits(cfg, splits), ctx)
-    report = result.report()
-    report.print()
-    write_report(report, run_dir)
-    pictures = write_pictures(method, result, run_dir, num_probes=probes)
+    _, pictures = run_demo(cfg, overwrite=overwrite, probes=probes, say=typer.echo)
     elapsed = time.perf_counter() - start
-    typer.echo(f"wrote {run_dir / 'eval.md'}, " + ", ".join(str(p) for p in pictures))
+    typer.echo(f"wrote {Path(cfg.train.output_dir) / 'eval.md'}, " + ", ".join(str(p) for p in pictures))
     typer.echo(f"demo finished in {elapsed / 60:.0f} min {elapsed % 60:.0f} s")

@@ -51,12 +51,10 @@ def train(
             args += ["--output", str(output)]
         raise typer.Exit(launch_torchrun(nproc, args))
 
-    from lrreid.build import build_method, build_splits, build_trainer
     from lrreid.config import load_config
     from lrreid.engine.distributed import cleanup_distributed, setup_distributed
-    from lrreid.engine.each_split import train_each_split
-    from lrreid.engine.trainer import refuse_existing_run, save_run_config
     from lrreid.utils.device import configure_threads
+    from lrreid.workflows import train_each_split, train_run
 
     if output is not None:
         overrides.append(f"train.output_dir={output}")
@@ -75,19 +73,10 @@ def train(
             if report is not None:
                 report.print()
                 typer.echo(f"trained {cfg.method}, one model per split -> {cfg.train.output_dir}; wrote eval.md and eval.json")
-            finished = True
-            return
-        run_dir = Path(cfg.train.output_dir)
-        if not cfg.train.resume:  # before anything is written into another run's folder
-            refuse_existing_run(run_dir)
-        splits = build_splits(cfg)
-        method = build_method(cfg, splits)
-        trainer = build_trainer(cfg, method, splits, dist_info=info)
-        if info.is_main:  # only once everything was built: a run that fails to start leaves nothing
-            save_run_config(cfg, run_dir)
-        trainer.train(resume=cfg.train.resume)
-        if info.is_main:
-            typer.echo(f"trained {cfg.method} -> {run_dir / 'checkpoints'}")
+        else:
+            train_run(cfg, info)
+            if info.is_main:
+                typer.echo(f"trained {cfg.method} -> {Path(cfg.train.output_dir) / 'checkpoints'}")
         finished = True
     finally:
         cleanup_distributed(synchronize=finished)
@@ -115,29 +104,13 @@ def evaluate(
     if model:
         _evaluate_encoders(model, run, output, list(overrides or []))
         return
-    from lrreid.build import evaluation_context, load_trained_method, select_splits
-    from lrreid.engine.hooks import write_report
-    from lrreid.engine.each_split import evaluate_each_split, is_each_split_run
-    from lrreid.engine.trainer import run_evaluation
-    from lrreid.utils.device import configure_threads
+    from lrreid.engine.each_split import is_each_split_run
+    from lrreid.workflows import evaluate_run
 
-    if is_each_split_run(run):
-        report, dest = evaluate_each_split(run, list(overrides or []), output)
-        report.print()
-        typer.echo(f"wrote {dest / 'eval.md'} and eval.json (one model per split)")
-        return
-    with loading_status(f"loading the model of {run} and its dataset splits"):
-        cfg, splits, method, ckpt = load_trained_method(run, list(overrides or []))
-    configure_threads(cfg.train.num_threads, logger=logging.getLogger("lrreid.evaluate"))
-    folder = output or (ckpt.path.parent.parent if ckpt.path.parent.name == "checkpoints" else ckpt.path.parent)
-    ctx = evaluation_context(cfg, folder)
-    method.to(ctx.device)
-    report = run_evaluation(method, select_splits(cfg, splits), ctx)
-    if not report.rows:
-        raise ConfigError(f"method {cfg.method!r} returned an empty evaluation report")
+    each_split = is_each_split_run(run)
+    report, folder = evaluate_run(run, list(overrides or []), output, loading=loading_status)
     report.print()
-    write_report(report, folder)
-    typer.echo(f"wrote {Path(folder) / 'eval.md'} and eval.json")
+    typer.echo(f"wrote {folder / 'eval.md'} and eval.json" + (" (one model per split)" if each_split else ""))
 
 
 def _evaluate_encoders(models: list[str], data: Path, output: Optional[Path], overrides: list[str]) -> None:

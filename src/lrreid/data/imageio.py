@@ -287,6 +287,23 @@ class BadImagePolicy:
             log.warning(self.summary())
 
 
+def image_to_tensor(image: Image.Image | np.ndarray):
+    """An RGB image (PIL, or an ``HxWx3`` uint8 array) -> float32 tensor ``[3, H, W]``, ``uint8 / 255``.
+
+    The one way lrreid turns pixels into a network's [0, 1] values (data loading, evaluation, search);
+    :func:`tensor_to_pil` is its exact inverse.
+
+    >>> image_to_tensor(Image.new("RGB", (64, 128))).shape
+    torch.Size([3, 128, 64])
+    """
+    import torch
+
+    if isinstance(image, Image.Image):
+        image = image.convert("RGB") if image.mode != "RGB" else image
+    arr = np.array(image, dtype=np.uint8)  # a writable copy, so torch does not share PIL's buffer
+    return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
+
+
 def tensor_to_pil(image) -> Image.Image:
     """A float ``[3, H, W]`` tensor in [0, 1] -> an RGB PIL image, each value rounded to uint8.
 

@@ -27,21 +27,14 @@ import torch
 from PIL import Image
 
 from lrreid.data.degradations import bicubic_resize
-from lrreid.data.imageio import BadImagePolicy, read_image
+from lrreid.data.imageio import BadImagePolicy, image_to_tensor, read_image
 from lrreid.data.records import ImageRecord, Record, TrackletRecord
 from lrreid.errors import ConfigError, ImageReadError
 
 Transform = Callable[[Image.Image], object]
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """An RGB PIL image as a float tensor ``[3, H, W]`` in [0, 1].
-
-    >>> to_tensor(Image.new("RGB", (64, 128))).shape
-    torch.Size([3, 128, 64])
-    """
-    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+to_tensor = image_to_tensor  # PIL -> [3, H, W] in [0, 1] (lrreid.data.imageio)
 
 
 def resize_tensor(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The training engine: one loop (trainer.py), hooks around it, checkpoints, DDP.
 
 ``Trainer(method, run_dir=..., hooks=[...]).train(resume=...)`` runs a method's phases; lrreid.build
-turns a RunConfig into a Trainer with the usual hooks.
+turns a RunConfig into a Trainer with the usual hooks, lrreid.workflows decides what runs (a fresh
+run or a resume, one model per split).  The engine imports neither (tests/test_workflows.py).
 """
 from lrreid.engine.checkpoint import (  # noqa: F401
     Checkpoint,

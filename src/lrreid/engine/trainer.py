@@ -31,40 +31,8 @@ from lrreid.methods.base import EpochContext, Method, Phase
 from lrreid.utils.atomic import remove_leftover_temporaries
 from lrreid.utils.device import Precision, resolve_device
 from lrreid.utils.logging import get_logger
+from lrreid.utils.modules import eval_mode
 
-
-def save_run_config(cfg, run_dir: Path) -> None:
-    """Write the resolved config to ``<run_dir>/config.yaml`` (atomically); warn when a resume changed it."""
-    import yaml
-
-    from lrreid.config import config_to_yaml
-    from lrreid.utils.atomic import atomic_write_text
-
-    def without_resume(raw):  # train.resume itself always differs between a start and its resume
-        raw = dict(raw or {})
-        raw["train"] = {k: v for k, v in dict(raw.get("train") or {}).items() if k != "resume"}
-        return raw
-
-    text = config_to_yaml(cfg)
-    saved = Path(run_dir) / "config.yaml"
-    if cfg.train.resume and saved.is_file():
-        try:
-            before = yaml.safe_load(saved.read_text())
-        except yaml.YAMLError:
-            before = None
-        if not isinstance(before, dict) or without_resume(before) != without_resume(yaml.safe_load(text)):
-            log.warning("config differs from the one %s was started with; saving the new one", run_dir)
-    atomic_write_text(saved, text)
-
-
-def refuse_existing_run(run_dir: str | Path) -> None:
-    """ConfigError if ``run_dir`` already holds checkpoints: a fresh run never overwrites another."""
-    run_dir = Path(run_dir)
-    if ckpt_io.find_last(run_dir / "checkpoints") is not None:
-        raise ConfigError(
-            f"run folder {run_dir} already has checkpoints; pass --resume (train.resume=true) to "
-            f"continue it, or choose another train.output_dir"
-        )
 
 log = get_logger("engine")
 
@@ -136,7 +104,7 @@ class Trainer:
     ):
         self.method = method
         self.run_dir = Path(run_dir)
-        self.checkpoint_dir = self.run_dir / "checkpoints"  # refuse_existing_run looks here too
+        self.checkpoint_dir = self.run_dir / "checkpoints"
         self.dist = dist_info or dist_utils.current()
         if batch_size % self.dist.world_size:
             raise ConfigError(f"train.batch_size={batch_size} is not divisible by the {self.dist.world_size} processes")
@@ -216,10 +184,8 @@ class Trainer:
                 removed = remove_leftover_temporaries(folder)
                 if removed:
                     log.info("removed %d temporary file(s) of interrupted writes in %s", len(removed), folder)
-        if resume:
+        if resume:  # a fresh start in a folder with checkpoints is refused before (lrreid.workflows)
             ckpt = self._load_resume_checkpoint(resume)
-        else:  # every rank checks, so all stop together
-            refuse_existing_run(self.run_dir)
         if ckpt is not None:
             start_phase, start_epoch = self._apply_resume(ckpt)
 
@@ -419,10 +385,5 @@ class Trainer:
 
 def run_evaluation(method: Method, splits: Iterable, ctx: EpochContext):
     """``method.evaluate`` in eval mode without gradients, restoring the training mode after."""
-    was_training = method.training
-    method.eval()
-    try:
-        with torch.no_grad():
-            return method.evaluate(list(splits), ctx)
-    finally:
-        method.train(was_training)
+    with eval_mode(method), torch.no_grad():
+        return method.evaluate(list(splits), ctx)

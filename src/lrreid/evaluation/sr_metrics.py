@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lrreid.data.imageio import image_to_tensor
 from lrreid.errors import DatasetLayoutError
 
 BT601_Y = (65.481, 128.553, 24.966)
@@ -135,9 +136,7 @@ class SRScore:
     per_image: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB image -> float tensor ``[3, H, W]`` in [0, 1]."""
-    return torch.from_numpy(np.array(img.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+to_tensor = image_to_tensor  # PIL RGB image -> float tensor [3, H, W] in [0, 1] (lrreid.data.imageio)
 
 
 def mod_crop(img: Image.Image, scale: float) -> Image.Image:

@@ -46,6 +46,7 @@ from torch import nn
 
 from lrreid.errors import LrreidError
 from lrreid.inference.pipeline import LRReIDPipeline
+from lrreid.models.net_input import NetInput, resize_for_net
 from lrreid.utils.atomic import atomic_path, atomic_write_json
 from lrreid.utils.logging import get_logger
 
@@ -55,38 +56,20 @@ SPEC_FILE = "lrreid_onnx.json"
 
 
 # --------------------------------------------------------------------------------------------
-# The graphs: plain modules around the pipeline's networks, [0, 1] images in
+# The graphs: plain modules around the pipeline's networks, [0, 1] images in.  They resize and
+# normalise with lrreid.models.net_input, the calls PRI's evaluation and the pipeline make.
 # --------------------------------------------------------------------------------------------
-def _resize(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
-    """The pipeline's resizes without their same-size shortcut (a shape test would freeze the graph's size).
-
-    Resampling to the same size samples exactly at the pixel centres: the identity.
-    """
-    out = F.interpolate(x, size=tuple(size), mode=mode, align_corners=False, antialias=True)
-    return out.clamp(0, 1) if mode == "bicubic" else out
-
-
-class _Normalize(nn.Module):
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
-
-
 class ReIDGraph(nn.Module):
     """image [B,3,h,w] in [0,1] -> bilinear resize to the input size -> normalise -> re-ID features."""
 
     def __init__(self, reid_net: nn.Module, input_size, mean, std, normalize_features: bool):
         super().__init__()
         self.reid_net, self.input_size = reid_net, tuple(input_size)
-        self.norm = _Normalize(mean, std)
+        self.net_input = NetInput(input_size, mean, std)
         self.normalize_features = normalize_features
 
     def forward(self, image):
-        f = self.reid_net(self.norm(_resize(image, self.input_size)))
+        f = self.reid_net(self.net_input(image))
         return F.normalize(f, dim=1) if self.normalize_features else f
 
 
@@ -96,12 +79,12 @@ class PredictorGraph(nn.Module):
     def __init__(self, predictor: nn.Module, input_size, mean, std, lr_size=None):
         super().__init__()
         self.predictor, self.input_size, self.lr_size = predictor, tuple(input_size), lr_size
-        self.norm = _Normalize(mean, std)
+        self.net_input = NetInput(input_size, mean, std)
 
     def forward(self, lr_image):
         if self.lr_size is not None:
-            lr_image = _resize(lr_image, self.lr_size)
-        return self.predictor(self.norm(_resize(lr_image, self.input_size)))
+            lr_image = resize_for_net(lr_image, self.lr_size)
+        return self.predictor(self.net_input(lr_image))
 
 
 class SRGraph(nn.Module):
@@ -113,7 +96,7 @@ class SRGraph(nn.Module):
 
     def forward(self, lr_image):
         if self.lr_size is not None:
-            lr_image = _resize(lr_image, self.lr_size)
+            lr_image = resize_for_net(lr_image, self.lr_size)
         if self.sr_net is None:
             return lr_image
         return self.sr_net(lr_image, self.scale).clamp(0, 1)

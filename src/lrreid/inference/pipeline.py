@@ -43,7 +43,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lrreid.data.imageio import image_to_tensor
 from lrreid.errors import ConfigError, ImageReadError
+from lrreid.models.net_input import net_input, normalize_pixels, resize_for_net
 from lrreid.utils.device import Precision
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,7 +72,7 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
 
         image = read_image(image)
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        return image_to_tensor(image)
     if isinstance(image, np.ndarray):
         arr = image
         if arr.ndim == 2:
@@ -79,7 +81,7 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
             raise ImageReadError(f"numpy array of shape {arr.shape}: expected an HxWx3 RGB image")
         arr = arr[:, :, :3]
         if arr.dtype == np.uint8:
-            return torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().div_(255.0)  # np.array: a writable copy
+            return image_to_tensor(arr)
         if np.issubdtype(arr.dtype, np.floating):
             return torch.from_numpy(np.array(arr, dtype=np.float32)).permute(2, 0, 1).clamp(0, 1)
         raise ImageReadError(f"numpy array of dtype {arr.dtype}: expected uint8 (0..255) or float (0..1)")
@@ -131,15 +133,9 @@ def load_images(images: ImageLike | Iterable[ImageLike]) -> list[torch.Tensor]:
     return [to_image_tensor(im) for im in _as_image_list(images)]
 
 
-def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize ``[B, 3, h, w]`` to ``size`` (H, W): bilinear, antialiased when shrinking.
-
-    How PRI feeds SR outputs and LR images to its networks (``methods.pri.model.resize_for_net``);
-    torch's antialiased bilinear equals the plain one when enlarging, so one call covers both.
-    """
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+# Resize ``[B, 3, h, w]`` to ``size`` (H, W): bilinear, antialiased when shrinking (the one resize of
+# lrreid.models.net_input, as PRI's training and evaluation feed their networks).
+resize_batch = resize_for_net
 
 
 def resize_gallery(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -480,8 +476,8 @@ class LRReIDPipeline:
         return self.settings.input_size
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images -> the networks' input normalisation."""
-        return (x - self._mean.to(x.device)) / self._std.to(x.device)
+        """[0, 1] images already at the network's size -> its input normalisation."""
+        return normalize_pixels(x, self._mean, self._std)
 
     def _run(self, module: torch.nn.Module, precision: Precision, *args) -> torch.Tensor:
         """One network call; callers hold ``torch.inference_mode`` (outputs are inference tensors)."""
@@ -493,7 +489,7 @@ class LRReIDPipeline:
         return out.float()
 
     def _embed_batch(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self._run(self._reid_run, self.precision, self.normalize(resize_batch(x, self.input_size)))
+        feats = self._run(self._reid_run, self.precision, net_input(x, self.input_size, self._mean, self._std))
         if self.settings.normalize_features:
             feats = F.normalize(feats, dim=1)
         return feats.cpu()
@@ -670,8 +666,9 @@ class LRReIDPipeline:
                 if self.settings.lr_size is not None:
                     tensors = [resize_batch(t[None], self.settings.lr_size)[0] for t in tensors]
                 s = self._choose_tracklet_scale(tensors, scale)
-                x = torch.cat([resize_batch(self._super_resolve(t[None], s), self.input_size) for t in tensors])
-                f = self._run(self.reid_net, self.precision, self.normalize(x)[None])
+                x = torch.cat([net_input(self._super_resolve(t[None], s), self.input_size, self._mean, self._std)
+                               for t in tensors])
+                f = self._run(self.reid_net, self.precision, x[None])
                 feats.append(F.normalize(f, dim=1) if self.settings.normalize_features else f)
                 chosen.append(s)
         out = torch.cat(feats).cpu() if feats else torch.empty(0, self.feature_dim())

@@ -9,6 +9,7 @@ from lrreid.build import build_method, build_splits, build_trainer, evaluation_c
 from lrreid.config import load_config
 from lrreid.engine.hooks import read_loss_history
 from lrreid.engine.trainer import run_evaluation
+from lrreid.workflows import train_run
 from lrreid.errors import ConfigError
 
 
@@ -84,8 +85,8 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
     # A longer schedule for the last phase resumes after the saved epochs instead of starting over.
     raw["phases"]["reid"]["epochs"] = 2
     cfg = load_config(raw)
-    with pytest.raises(ConfigError, match="resume"):
-        build_trainer(cfg, build_method(cfg, splits), splits).train()
+    with pytest.raises(ConfigError, match="resume"):  # a fresh start is refused by the workflow that starts runs
+        train_run(cfg)
     trainer = build_trainer(cfg, build_method(cfg, splits), splits)
     trainer.train(resume=True)
     assert trainer.global_epoch == 4  # prompt 1 + sr 1 + reid 2, of which 3 were loaded

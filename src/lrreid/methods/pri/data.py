@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from lrreid.data.degradations import bicubic_resize
-from lrreid.data.imageio import image_size, read_image
+from lrreid.data.imageio import image_size, image_to_tensor, read_image
 from lrreid.data.records import Record
 from lrreid.errors import ProtocolError
 from lrreid.utils.logging import get_logger
@@ -41,10 +41,7 @@ from lrreid.utils.logging import get_logger
 log = get_logger("methods.pri")
 
 
-def pil_to_tensor(img) -> torch.Tensor:
-    """PIL RGB image -> float tensor (3, H, W) in [0, 1]."""
-    arr = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+pil_to_tensor = image_to_tensor  # PIL RGB image -> float tensor (3, H, W) in [0, 1] (lrreid.data.imageio)
 
 
 def load_image(path: str, size: tuple[int, int] | None = None) -> torch.Tensor:

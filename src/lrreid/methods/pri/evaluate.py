@@ -33,6 +33,7 @@ from lrreid.inference.pipeline import probe_side_limit, probe_too_small
 from lrreid.methods.base import EpochContext, EvalReport
 from lrreid.methods.pri.data import load_image
 from lrreid.utils.logging import get_logger
+from lrreid.utils.modules import eval_mode
 
 log = get_logger("methods.pri")
 
@@ -268,9 +269,7 @@ def evaluate_predictors(method, splits: Sequence, ctx: EpochContext) -> PRIEvalu
     cfg = method.inference
     scales = list(method.scales)
     result = PRIEvaluation(scales)
-    was_training = method.training
-    method.eval()
-    try:
+    with eval_mode(method):
         overlapping = []
         for split in splits:
             if _overlaps_training(method, split):
@@ -292,8 +291,6 @@ def evaluate_predictors(method, splits: Sequence, ctx: EpochContext) -> PRIEvalu
             log.warning("PRI: %s", result.notes[-1])
         if not result.details:
             raise ProtocolError("PRI evaluation: no split left to evaluate (all overlap the training data?)")
-    finally:
-        method.train(was_training)
     skipped = sum(d.skipped_probes for d in result.details)
     if skipped:
         result.notes.append(f"skipped {skipped} probe(s) smaller than {cfg.min_probe_side} px on a side")

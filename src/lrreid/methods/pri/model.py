@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lrreid import losses
@@ -31,7 +30,9 @@ from lrreid.errors import ConfigError
 from lrreid.methods.base import EpochContext, EvalReport, InferenceParts, Method, Phase
 from lrreid.methods.pri.config import PRIInferenceConfig, PRILossConfig, PRIScheduleConfig
 from lrreid.methods.pri.soft_labels import SoftLabelTable, one_hot_labels, scale_factor_metric, should_refresh
+from lrreid.models.net_input import net_input, resize_for_net
 from lrreid.utils.logging import get_logger
+from lrreid.utils.modules import eval_mode
 
 log = get_logger("methods.pri")
 
@@ -39,31 +40,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 PRETRAIN, JOINT = "pretrain", "joint"
-
-
-def resize_for_net(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Resize a batch to ``size`` (h, w) for a backbone: bilinear, antialiased when shrinking."""
-    size = (int(size[0]), int(size[1]))
-    if tuple(x.shape[-2:]) == size:
-        return x
-    shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-
-
-class eval_mode:
-    """Context manager: a module in eval mode inside the block, its previous mode restored after."""
-
-    def __init__(self, module: nn.Module):
-        self.module = module
-
-    def __enter__(self):
-        self.was_training = self.module.training
-        self.module.eval()
-        return self.module
-
-    def __exit__(self, *exc):
-        self.module.train(self.was_training)
-        return False
 
 
 class PRIMethod(Method):
@@ -149,9 +125,9 @@ class PRIMethod(Method):
         return self.sr_net(x, scale)
 
     def net_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] of any size -> F/P's input: resized to ``input_size`` and normalised."""
-        x = resize_for_net(x, self.input_size)
-        return (x - self.pixel_mean.to(x.dtype)) / self.pixel_std.to(x.dtype)
+        """Images in [0, 1] of any size -> F/P's input: resized to ``input_size`` and normalised
+        (:func:`lrreid.models.net_input.net_input`, what search and the ONNX graphs run too)."""
+        return net_input(x, self.input_size, self.pixel_mean, self.pixel_std)
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:

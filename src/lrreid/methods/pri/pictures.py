@@ -13,6 +13,7 @@ import torch
 from lrreid.methods.pri.data import load_image
 from lrreid.methods.pri.evaluate import PRIEvaluation, SplitDetail
 from lrreid.utils.logging import get_logger
+from lrreid.utils.modules import eval_mode
 
 log = get_logger("methods.pri")
 
@@ -55,9 +56,7 @@ def probe_panels(method, detail: SplitDetail, num_probes: int = 3, topk: int = 5
     device = next(method.parameters()).device
     g_pids = np.array([r.pid for r in detail.gallery])
     panels = []
-    was_training = method.training
-    method.eval()
-    try:
+    with eval_mode(method):
         for i in pick_probes(detail, num_probes):
             record = detail.query[i]
             lr = load_image(record.path).unsqueeze(0).to(device)
@@ -74,8 +73,6 @@ def probe_panels(method, detail: SplitDetail, num_probes: int = 3, topk: int = 5
                 ideal=int(ideal[i]) if ideal is not None else None, title=f"person {record.pid}",
                 match_ranks=[float(r) for r in detail.ranks[:, i]],
             ))
-    finally:
-        method.train(was_training)
     return panels
 
 

@@ -24,6 +24,7 @@ from lrreid.data.loading import frame_indices
 from lrreid.methods.s3clip.data import is_lr, read_frames, stack
 from lrreid.methods.s3clip.losses import temporal_consistency_loss
 from lrreid.utils.atomic import atomic_path
+from lrreid.utils.modules import eval_mode
 
 if TYPE_CHECKING:  # pragma: no cover
     from lrreid.methods.s3clip.model import S3ClipMethod
@@ -51,10 +52,8 @@ def sr_panels(method: "S3ClipMethod", record: TrackletRecord, device: torch.devi
     hr = stack(read_frames([record.frames[i] for i in idx], method.input_size)).unsqueeze(0)
     lr = F.interpolate(hr.flatten(0, 1), size=method.lr_size, mode="bicubic", antialias=True,
                        align_corners=False).clamp(0, 1).reshape(1, t, 3, *method.lr_size)
-    was_training = method.training
-    method.eval()
-    sr = method.super_resolve(lr.to(device)).clamp(0, 1).cpu()
-    method.train(was_training)
+    with eval_mode(method):
+        sr = method.super_resolve(lr.to(device)).clamp(0, 1).cpu()
     bilinear = method.upsample_bilinear(lr)
     lr_blocks = F.interpolate(lr.flatten(0, 1), size=method.input_size, mode="nearest").reshape_as(hr)
     return {

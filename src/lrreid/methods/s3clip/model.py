@@ -40,6 +40,7 @@ from lrreid.models.reid.clip_reid import (
     IdentityPrompts,
     VideoFeatures,
 )
+from lrreid.utils.modules import eval_mode
 
 
 def frozen_call(module: nn.Module, *args):
@@ -198,17 +199,11 @@ class S3ClipMethod(Method):
         """
         from lrreid.methods.s3clip.evaluate import extract_features
 
-        modes = {m: m.training for m in self.modules()}  # the phase's per-module train/eval state
-        self.eval()
-        try:
-            with torch.no_grad():
-                flags = [is_lr(r, self.cfg.sampling.lr_views) for r in self.train_records]
-                # The projected (CLIP-space) half of the retrieval embedding is what meets the text.
-                feats = extract_features(self, self.train_records, ctx, super_resolve=flags, upsampler="bilinear",
-                                         output="projected", desc="prompt features")
-        finally:
-            for m, mode in modes.items():
-                m.training = mode
+        with eval_mode(self), torch.no_grad():  # afterwards the phase's per-module train/eval state again
+            flags = [is_lr(r, self.cfg.sampling.lr_views) for r in self.train_records]
+            # The projected (CLIP-space) half of the retrieval embedding is what meets the text.
+            feats = extract_features(self, self.train_records, ctx, super_resolve=flags, upsampler="bilinear",
+                                     output="projected", desc="prompt features")
         return feats.to(ctx.device)
 
     @torch.no_grad()

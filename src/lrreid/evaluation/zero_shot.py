@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
 from lrreid.errors import ProtocolError
 from lrreid.evaluation.metrics import evaluate_features
+from lrreid.evaluation.summary import summarize
 from lrreid.methods.base import EvalReport
 
 
@@ -55,13 +54,12 @@ def evaluate_encoders(models: Sequence[str | os.PathLike], splits: Sequence, *, 
                 q, g, [r.pid for r in split.query], [r.pid for r in split.gallery],
                 [r.camid for r in split.query], [r.camid for r in split.gallery], metric=metric,
                 max_rank=min(50, len(split.gallery))))
-        # a gallery smaller than k has no Rank-k: shown as "-", not an error
-        metrics = {f"Rank-{k}": [100.0 * r.rank(k) if k <= len(r.cmc) else float("nan") for r in results]
-                   for k in (1, 5, 10)}
-        metrics["mAP"] = [100.0 * r.mAP for r in results]
+        # a gallery smaller than k has no Rank-k: that column is left out
+        ranks = tuple(k for k in (1, 5, 10) if k <= min(len(r.cmc) for r in results))
+        summary = {k: v for k, v in summarize(results, ranks).items() if k != "mINP"}
         report.add(Path(str(model)).stem if os.path.exists(str(model)) else str(model),
-                   {**{k: float(np.mean(v)) for k, v in metrics.items()}, "img/s": len(paths) / max(seconds, 1e-9)},
-                   std={k: float(np.std(v)) for k, v in metrics.items()})
+                   {**{k: mean for k, (mean, _) in summary.items()}, "img/s": len(paths) / max(seconds, 1e-9)},
+                   std={k: std for k, (_, std) in summary.items()})
         report.notes.append(f"{Path(str(model)).name}: {type(encoder).__name__}, {metric} distance, "
                             f"input {encoder.input_spec.size[0]}x{encoder.input_spec.size[1]} ({encoder.input_spec.source}), "
                             f"{pipe.precision.mode}, {len(paths)} images in {seconds:.1f} s")

@@ -13,6 +13,7 @@ ablation (paper)            setting
 one-hot instead of soft     ``loss.soft_labels: false``
 update frequency omega      ``loss.omega`` (0: random per epoch)
 regulatory factor gamma     ``loss.gamma`` (odd, or 0)
+(label sharpness, lrreid)   ``loss.label_norm``, ``loss.label_temperature``
 no pre-training             ``schedule.pretrain_epochs: 0``
 only pre-training           ``schedule.joint_epochs: 0``
 remove L_sr/L_id/L_tri/L_p  ``loss.sr_weight/alpha/beta/lambda_p: 0``
@@ -65,6 +66,10 @@ class PRILossConfig:
     margin: float = 10.0  # phi, the triplet margin (on raw, unnormalised features)
     lambda_p: float = 1.0  # L_p, soft cross-entropy of P against the dynamic soft labels (Eq. 4)
     gamma: int = 1  # regulatory factor of Eq. 3 (odd, or 0 = uniform labels)
+    # Eq. 3's distances divided per image by: none (the paper) | mean (their mean) | std (their spread);
+    # then divided by label_temperature.  none + 1.0 is the paper's formula (docs/pri.md, "Soft labels")
+    label_norm: Literal["none", "mean", "std"] = "none"
+    label_temperature: float = 1.0
     omega: int = 1  # soft labels re-measured every omega joint epochs; 0 = random decision per epoch
     soft_labels: bool = True  # false: one-hot labels at the best scale (the paper's ablation)
     label_smoothing: float = 0.0  # of L_id (the paper uses none)
@@ -73,6 +78,8 @@ class PRILossConfig:
 
     def __post_init__(self):
         check_gamma(self.gamma)
+        if not self.label_temperature > 0:
+            raise ValueError(f"loss.label_temperature must be > 0, got {self.label_temperature}")
         if self.omega < 0:
             raise ValueError(f"loss.omega must be >= 0, got {self.omega}")
         if not 0.0 <= self.random_erasing <= 1.0:

@@ -347,7 +347,9 @@ class PRIMethod(Method):
         with eval_mode(self.reid_net):
             anchor = self.reid_net(self.net_input(x_h)).float()
             dists = torch.stack([(self.reid_net(x).float() - anchor).norm(dim=1) for x in net_inputs], dim=1)
-        return scale_factor_metric(dists, self.loss_cfg.gamma)
+        self._last_distances = dists
+        cfg = self.loss_cfg
+        return scale_factor_metric(dists, cfg.gamma, cfg.label_norm, cfg.label_temperature)
 
     # ------------------------------------------------------------------------------------------ state
     def extra_state(self) -> dict[str, torch.Tensor]:

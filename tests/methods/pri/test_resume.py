@@ -26,6 +26,7 @@ def pri_config(run_dir, cache_dir, *overrides):
         "model": {"backbone": "resnet18", "pretrained": None, "feat_dim": 16, "predictor_feat_dim": 8,
                   "sr_args": {"G0": 8, "D": 2, "C": 2, "G": 8}},
         "loss": {"omega": 2, "label_norm": "mean", "label_temperature": 0.1},
+        "triplets": {"holdout": 0.2},
         "schedule": {"pretrain_epochs": 1, "joint_epochs": 3, "lr_backbone": 1e-3, "lr_head": 1e-3},
         "train": {"batch_size": 8, "num_instances": 2, "max_iters_per_epoch": 2, "output_dir": str(run_dir),
                   "progress": False, "tensorboard": False, "num_threads": 1},
@@ -58,6 +59,11 @@ def test_interrupted_joint_phase_resumes_to_the_same_weights_and_soft_labels(tmp
     torch.set_num_threads(1)
     cache = tmp_path / "cache"
     reference = make_trainer(tmp_path / "ref", cache).train()
+    # triplets.holdout 0.2: 1 of the 6 training persons measure P every joint epoch, and train nothing
+    assert reference.training_summary["heldout_identities"] == 1
+    stats = reference.on_epoch_end(reference.phases()[1], 2, None)
+    assert {"label_entropy", "label_max_prob", "heldout_p_label", "heldout_p_best", "heldout_label_best"} <= set(stats)
+    assert 0.0 <= stats["heldout_p_label"] <= 1.0 and stats["label_max_prob"] >= 0.25
 
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):

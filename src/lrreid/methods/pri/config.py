@@ -122,6 +122,13 @@ class PRITripletsConfig:
     hr_size: tuple[int, int] | None = None  # (h, w) canvas of x_h (the SR target); null = median HR size
     flip: bool = True  # flip x_h and x_l (and so x_sl) together with probability 0.5
     size_sample: int = 2000  # at most this many image headers are read to measure median sizes
+    # share of the training persons (with both LR and HR images) held out of training: P's agreement
+    # with their soft labels is logged every joint epoch (docs/pri.md, "Soft labels"); 0 = none (the paper)
+    holdout: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"triplets.holdout is a share of the training persons in [0, 1), got {self.holdout}")
 
 
 @dataclass

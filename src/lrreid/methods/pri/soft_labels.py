@@ -77,6 +77,30 @@ def label_statistics(labels: torch.Tensor) -> dict[str, float]:
     return {"entropy": float(entropy.mean()), "max_prob": float(labels.max(dim=1).values.mean())}
 
 
+def best_ranking_scale(feats: torch.Tensor, anchors: torch.Tensor, query_pids: torch.Tensor, anchor_pids: torch.Tensor) -> torch.Tensor:
+    """Per LR image, the scale index at which its true match ranks best among ``anchors``.
+
+    ``feats`` ``[N, B, D]``: F's feature of each of B LR images at each of N scales; ``anchors``
+    ``[A, D]`` with ``anchor_pids`` ``[A]``: the HR images to rank (e.g. the batch's x_h).  Rank =
+    1 + the number of other persons' anchors nearer than the nearest true one; ties go to the larger
+    margin (nearest wrong minus nearest true distance), then to the smaller scale -- the rule of the
+    ``ideal`` predictor in evaluation.  What "the scale that ranks the true match best" means for the
+    per-epoch statistics; ``-1`` where an image has no true anchor.
+    """
+    dist = torch.cdist(feats.float(), anchors.float()[None].expand(feats.shape[0], -1, -1))  # [N, B, A]
+    true = query_pids[:, None] == anchor_pids[None, :]  # [B, A]
+    inf = torch.tensor(float("inf"), device=dist.device)
+    min_true = torch.where(true[None], dist, inf).min(dim=2).values  # [N, B]
+    min_wrong = torch.where(~true[None], dist, inf).min(dim=2).values
+    rank = 1 + ((dist < min_true[..., None]) & ~true[None]).sum(dim=2)  # [N, B]
+    margin = min_wrong - min_true
+    margin = torch.where(torch.isfinite(margin), margin, -min_true)  # no wrong anchor: the nearer true match wins
+    best_rank = rank.min(dim=0).values
+    score = torch.where(rank == best_rank[None], margin, torch.tensor(float("-inf"), device=dist.device))
+    best = score.argmax(dim=0)  # first maximum: the smaller scale on exact ties
+    return torch.where(true.any(dim=1), best, torch.full_like(best, -1))
+
+
 def one_hot_labels(soft: torch.Tensor) -> torch.Tensor:
     """The one-hot ablation: 1 at the scale with the largest soft-label probability."""
     return torch.nn.functional.one_hot(soft.argmax(dim=1), soft.shape[1]).to(soft.dtype)

@@ -7,6 +7,7 @@ mean and spread of d_i across scales, and the labels' mean entropy and max-proba
 paper's formula and with the per-image normalisations of ``loss.label_norm``.
 
     python benchmarks/pri_label_distances.py runs/demo [--batches 2] [--temperature 0.05 0.1 0.2]
+    python benchmarks/pri_label_distances.py configs/pri_caviar_0277.yaml   # a config: its networks untrained
 """
 from __future__ import annotations
 
@@ -30,7 +31,14 @@ def main(argv=None):
     from lrreid.methods.pri.model import eval_mode
     from lrreid.methods.pri.soft_labels import label_statistics, scale_factor_metric
 
-    method = load_run(args.run)
+    if args.run.endswith((".yaml", ".yml")):  # the config's networks as built (pretrained files, no training)
+        from lrreid.build import build_method, build_splits
+        from lrreid.config import load_config
+
+        cfg = load_config(args.run)
+        method = build_method(cfg, build_splits(cfg)).eval()
+    else:
+        method = load_run(args.run)
     ds = method._train_dataset
     ds.flip = False
     torch.manual_seed(0)

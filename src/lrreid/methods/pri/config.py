@@ -2,7 +2,9 @@
 
 Defaults are the paper's (Han et al., ECCV 2020, Sec. 4.1): ResNet-50 for P and F, Meta-RDN for G,
 scales {1, 2, 3, 4}, alpha 1, beta 0.01, phi 10, lambda 1, gamma 1, omega 1, Adam (0.9, 0.999) with
-learning rates 0.01 (backbones) / 0.1 (added layers), decayed tenfold after pre-training.  A YAML
+learning rates 0.01 (backbones) / 0.1 (added layers), decayed tenfold after pre-training -- except
+the soft labels' sharpness: ``loss.label_norm: std, label_temperature: 0.5`` by default, the paper's
+Eq. 3 with ``label_norm: none, label_temperature: 1`` (docs/pri.md, "Soft labels").  A YAML
 file only lists what differs; ``lrreid.config`` rejects unknown keys and wrong types.
 
 Every ablation of the paper is one setting:
@@ -66,10 +68,12 @@ class PRILossConfig:
     margin: float = 10.0  # phi, the triplet margin (on raw, unnormalised features)
     lambda_p: float = 1.0  # L_p, soft cross-entropy of P against the dynamic soft labels (Eq. 4)
     gamma: int = 1  # regulatory factor of Eq. 3 (odd, or 0 = uniform labels)
-    # Eq. 3's distances divided per image by: none (the paper) | mean (their mean) | std (their spread);
-    # then divided by label_temperature.  none + 1.0 is the paper's formula (docs/pri.md, "Soft labels")
-    label_norm: Literal["none", "mean", "std"] = "none"
-    label_temperature: float = 1.0
+    # Eq. 3's centred distances divided per image by: std (their spread over the scales; lrreid's default)
+    # | mean (their mean) | none (the paper), then by label_temperature.  none + 1.0 is the paper's Eq. 3;
+    # its sharpness depends on F's feature scale, and with lrreid's F the labels come out flat
+    # (docs/pri.md, "Soft labels", has the measurements behind std + 0.5)
+    label_norm: Literal["none", "mean", "std"] = "std"
+    label_temperature: float = 0.5
     omega: int = 1  # soft labels re-measured every omega joint epochs; 0 = random decision per epoch
     soft_labels: bool = True  # false: one-hot labels at the best scale (the paper's ablation)
     label_smoothing: float = 0.0  # of L_id (the paper uses none)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 from lrreid.engine.hooks import write_report
@@ -23,18 +24,22 @@ def split_run_dir(run_dir: str | Path, index: int) -> Path:
     return Path(run_dir) / f"split{index}"
 
 
-def split_run_config(cfg, index: int, resume: bool):
+def split_run_config(cfg, index: int, resume: bool, changes: dict | None = None, output_dir: Path | None = None):
     """The config of split ``index``'s sub-run: a normal run trained on that split, evaluated on it at the end.
+
+    ``changes`` (sections -> keys -> values) are applied on top, for a companion run (``output_dir``).
 
     Example: ``split_run_config(cfg, 3, resume=False).data.split_for_training == 3``
     """
     from lrreid.config import config_from_dict
 
     raw = cfg.to_dict()
+    for section, values in (changes or {}).items():
+        raw[section] = {**dict(raw.get(section) or {}), **values}
     raw["data"]["split_for_training"] = index
     raw["eval"]["splits"] = [index]
     raw["eval"]["at_end"] = True
-    raw["train"]["output_dir"] = str(split_run_dir(cfg.train.output_dir, index))
+    raw["train"]["output_dir"] = str(output_dir or split_run_dir(cfg.train.output_dir, index))
     raw["train"]["one_model_per_split"] = False  # a sub-run is an ordinary run (`lrreid evaluate runs/x/split3` works)
     raw["train"]["resume"] = resume
     return config_from_dict(raw)
@@ -77,28 +82,31 @@ def train_each_split(cfg, info) -> EvalReport | None:
         refuse_existing_run(out)
         for i in indices:
             refuse_existing_run(split_run_dir(out, i))
-    plan = []  # (index, "done" | "resume" | "fresh"), decided before any process writes anything
+    companions = companion_runs(cfg)  # e.g. PRI's "fine-tuned, no SR" baseline, in split<i>/<name>/
+    plan = []  # (index, companion name or None, "done" | "resume" | "fresh"), decided before any process writes
     for i in indices:
-        sub = split_run_dir(out, i)
-        if cfg.train.resume and (sub / "eval.json").is_file():
-            plan.append((i, "done"))
-        elif cfg.train.resume and ckpt_io.find_last(sub / "checkpoints") is not None:
-            plan.append((i, "resume"))
-        else:
-            plan.append((i, "fresh"))
+        for name in [None, *companions]:
+            sub = split_run_dir(out, i) if name is None else split_run_dir(out, i) / name
+            if cfg.train.resume and (sub / "eval.json").is_file():
+                plan.append((i, name, "done"))
+            elif cfg.train.resume and ckpt_io.find_last(sub / "checkpoints") is not None:
+                plan.append((i, name, "resume"))
+            else:
+                plan.append((i, name, "fresh"))
     dist_utils.barrier()
     saved_top = False  # <out>/config.yaml is written once the first sub-run has been built
 
-    for n, (i, state) in enumerate(plan, start=1):
-        sub = split_run_dir(out, i)
+    for n, (i, name, state) in enumerate(plan, start=1):
+        sub = split_run_dir(out, i) if name is None else split_run_dir(out, i) / name
+        what = f"split {i}" + (f" {name}" if name else "")
         if state == "done":
             if info.is_main:
-                log.info("split %d (%d of %d): finished before (%s exists), skipped", i, n, len(plan), sub / "eval.json")
+                log.info("%s (%d of %d): finished before (%s exists), skipped", what, n, len(plan), sub / "eval.json")
             continue
         if info.is_main:
             how = "resuming from its last checkpoint" if state == "resume" else "training from scratch"
-            log.info("split %d (%d of %d): %s -> %s", i, n, len(plan), how, sub)
-        sub_cfg = split_run_config(cfg, i, resume=state == "resume")
+            log.info("%s (%d of %d): %s -> %s", what, n, len(plan), how, sub)
+        sub_cfg = split_run_config(cfg, i, resume=state == "resume", changes=companions.get(name), output_dir=sub)
         method = build_method(sub_cfg, splits)
         trainer = build_trainer(sub_cfg, method, splits, dist_info=info)
         if info.is_main:  # once built: a run that fails to start leaves no config.yaml
@@ -106,31 +114,106 @@ def train_each_split(cfg, info) -> EvalReport | None:
                 save_run_config(cfg, out)
                 saved_top = True
             save_run_config(sub_cfg, sub)
+        started = time.perf_counter()
         trainer.train(resume=sub_cfg.train.resume)
+        if info.is_main:
+            add_train_seconds(sub, time.perf_counter() - started)
         del method, trainer
 
     if not info.is_main:
         return None
-    report = combined_report(out, indices)
+    report = combined_report(out, indices, list(companions))
     write_report(report, out)
     return report
 
 
-def combined_report(folder: Path, indices) -> EvalReport:
-    """The reports ``<folder>/split<i>/eval.json`` combined into mean ± std over splits."""
+def companion_runs(cfg) -> dict[str, dict]:
+    """``{name: config changes}`` of the runs a method trains beside each split's model (its spec's
+    ``companion_runs(cfg)``, e.g. PRI's ``finetune`` baseline); each is trained in ``split<i>/<name>/``
+    and its rows join the split's table."""
+    from lrreid.methods.base import METHODS
+
+    spec = METHODS.get(cfg.method)
+    fn = getattr(spec, "companion_runs", None)
+    return dict(fn(cfg)) if fn is not None else {}
+
+
+TRAIN_TIME = "train_seconds.json"
+
+
+def add_train_seconds(run_dir: Path, seconds: float) -> None:
+    """Add ``seconds`` of training wall time to ``<run_dir>/train_seconds.json`` (summed over resumes)."""
+    import json
+
+    from lrreid.utils.atomic import atomic_write_text
+
+    path = Path(run_dir) / TRAIN_TIME
+    try:
+        before = float(json.loads(path.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        before = 0.0
+    atomic_write_text(path, json.dumps({"seconds": round(before + seconds, 1)}) + "\n")
+
+
+def train_seconds(run_dir: Path) -> float | None:
+    import json
+
+    try:
+        return float(json.loads((Path(run_dir) / TRAIN_TIME).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def combined_report(folder: Path, indices, companions: list[str] = ()) -> EvalReport:
+    """The reports ``<folder>/split<i>/eval.json`` combined into mean ± std over splits; the rows of
+    each companion run (``split<i>/<name>/eval.json``) are added to their split's report first."""
     import json
 
     from lrreid.errors import CheckpointError
     from lrreid.methods.base import EvalReport, combine_split_reports
 
-    reports = []
-    for i in indices:
-        path = split_run_dir(folder, i) / "eval.json"
+    def read(path: Path) -> EvalReport:
         try:
-            reports.append(EvalReport.from_dict(json.loads(path.read_text())))
+            return EvalReport.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{path}: unreadable evaluation report ({exc})") from None
-    return combine_split_reports(reports, [f"split{i}" for i in indices])
+
+    reports = [read(split_run_dir(folder, i) / "eval.json") for i in indices]
+    return combine_with_companions(reports, folder, indices, companions)
+
+
+def combine_with_companions(reports, folder: Path, indices, companions=None) -> EvalReport:
+    """Per-split reports combined (mean ± std), after adding each split's companion rows (read from
+    ``split<i>/<name>/eval.json``); a note gives the mean training wall time of each kind of sub-run.
+    ``companions`` None: the ``split<i>/<name>/`` folders that hold an ``eval.json``."""
+    import json
+
+    from lrreid.errors import CheckpointError
+    from lrreid.methods.base import EvalReport, combine_split_reports
+
+    out, times = [], {}
+    for report, i in zip(reports, indices):
+        sub = split_run_dir(folder, i)
+        names = companions if companions is not None else sorted(
+            p.name for p in sub.iterdir() if p.is_dir() and (p / "eval.json").is_file()) if sub.is_dir() else []
+        report = EvalReport.from_dict(report.to_dict())  # a copy: the caller's report stays as it was
+        for name in [None, *names]:
+            run = sub if name is None else sub / name
+            if name is not None:
+                path = run / "eval.json"
+                try:
+                    report.rows.extend(EvalReport.from_dict(json.loads(path.read_text())).rows)
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    raise CheckpointError(f"{path}: unreadable evaluation report ({exc})") from None
+            seconds = train_seconds(run)
+            if seconds is not None:
+                times.setdefault(name or "model", []).append(seconds)
+        out.append(report)
+    combined = combine_split_reports(out, [f"split{i}" for i in indices])
+    if times:
+        combined.notes.append("training wall time per split (mean, as measured by --each-split): " + ", ".join(
+            f"{name} {sum(v) / len(v):.0f} s ({len(v)} splits)" for name, v in times.items()))
+    return combined
 
 
 def sub_runs(run: str | Path) -> dict[int, Path]:
@@ -239,8 +322,7 @@ def evaluate_each_split(run: Path, overrides: list[str], output: Path | None = N
         log.info("split %d: evaluated %s -> %s", i, stem.name, folder / "eval.json")
         reports.append(report)
 
-    from lrreid.methods.base import combine_split_reports
-
-    report = combine_split_reports(reports, [f"split{i}" for i in indices])
+    # companion runs (PRI's fine-tuned baseline) keep the rows of their own eval.json
+    report = combine_with_companions(reports, run, indices)
     write_report(report, dest)
     return report, dest

@@ -104,5 +104,12 @@ class PRISpec:
     def build(cfg, train_records, num_classes: int) -> PRIMethod:
         return build_pri(cfg, train_records, num_classes)
 
+    @staticmethod
+    def companion_runs(cfg) -> dict[str, dict]:
+        """With ``schedule.baseline_finetune``, ``--each-split`` also trains "fine-tuned, no SR" per split."""
+        if cfg.schedule.baseline_finetune and cfg.schedule.mode == "pri":
+            return {"finetune": {"schedule": {"mode": "finetune", "baseline_finetune": False}}}
+        return {}
+
 
 METHODS.register("pri")(PRISpec)

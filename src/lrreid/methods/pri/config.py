@@ -106,10 +106,20 @@ class PRIScheduleConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 5e-4
     warmup_epochs: int = 0  # linear warm-up at the start of each phase (0: none, as the paper)
+    # pri: the method.  finetune: the "fine-tuned, no SR" baseline -- F alone (identity + triplet on x_l
+    # resized to F's input and x_h; no G, no P), finetune_epochs epochs at lr_backbone / lr_head, on the
+    # same training persons; evaluated on bicubically resized probes (docs/pri.md, "Baselines")
+    mode: Literal["pri", "finetune"] = "pri"
+    finetune_epochs: int | None = None  # null: pretrain_epochs + joint_epochs
+    # with `lrreid train --each-split`: also train the finetune baseline per split (split<i>/finetune/)
+    # and put its row in the split's and the combined table
+    baseline_finetune: bool = False
 
     def __post_init__(self):
         if self.pretrain_epochs < 0 or self.joint_epochs < 0:
             raise ValueError("schedule.pretrain_epochs and schedule.joint_epochs must be >= 0")
+        if self.finetune_epochs is not None and self.finetune_epochs < 1:
+            raise ValueError(f"schedule.finetune_epochs must be >= 1 (or null), got {self.finetune_epochs}")
         if self.pretrain_epochs + self.joint_epochs == 0:
             raise ValueError("schedule: pretrain_epochs + joint_epochs is 0, nothing to train")
 
@@ -144,7 +154,8 @@ class PRIInferenceConfig:
     small_probes: Literal["error", "skip"] = "error"  # what to do with them: stop with one line, or skip and count
     overlapping_splits: Literal["skip", "error", "keep"] = "skip"  # splits whose test images were training images
     batch_size: int = 64
-    predictors: list[str] = field(default_factory=lambda: ["fixed", "size", "ideal", "adaptive"])
+    # rows of Table 2: nosr (F on the probe resized bicubically, no G), fixed, size, ideal, adaptive
+    predictors: list[str] = field(default_factory=lambda: ["nosr", "fixed", "size", "ideal", "adaptive"])
 
 
 @dataclass

@@ -45,7 +45,7 @@ log = get_logger("methods.pri")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-PRETRAIN, JOINT = "pretrain", "joint"
+PRETRAIN, JOINT, FINETUNE = "pretrain", "joint", "finetune"
 
 
 def resize_for_net(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -181,7 +181,15 @@ class PRIMethod(Method):
         return {"scales": list(self.scales), "input_size": list(self.input_size), **self.description}
 
     # ------------------------------------------------------------------------------------------ schedule
+    @property
+    def finetune_only(self) -> bool:
+        """The "fine-tuned, no SR" baseline (``schedule.mode: finetune``): F alone, no G, no P."""
+        return self.schedule.mode == "finetune"
+
     def phases(self) -> list[Phase]:
+        if self.finetune_only:
+            epochs = self.schedule.finetune_epochs or (self.schedule.pretrain_epochs + self.schedule.joint_epochs)
+            return [Phase(FINETUNE, epochs, trainable=("reid_net",))]
         out = []
         if self.schedule.pretrain_epochs > 0:
             out.append(Phase(PRETRAIN, self.schedule.pretrain_epochs, trainable=("sr_net", "reid_net")))
@@ -245,6 +253,8 @@ class PRIMethod(Method):
 
     # ------------------------------------------------------------------------------------------ step
     def training_step(self, batch: dict, phase: Phase, epoch: int) -> dict[str, torch.Tensor]:
+        if phase.name == FINETUNE:
+            return self._finetune_step(batch)
         cfg = self.loss_cfg
         x_l, x_h, pids = batch["x_l"], batch["x_h"], batch["pid"].long()
         lr_hw = batch.get("lr_hw")
@@ -292,6 +302,21 @@ class PRIMethod(Method):
             if self.loss_cfg.lambda_p > 0:
                 out["p_kl"] = self._last_kl
         return out
+
+    def _finetune_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The "fine-tuned, no SR" baseline: L_id and L_tri on F(x_l resized to F's input) and F(x_h); no G, no P."""
+        cfg = self.loss_cfg
+        x_l, x_h, pids = batch["x_l"], batch["x_h"], batch["pid"].long()
+        images = torch.cat([self.lr_net_inputs(x_l, batch.get("lr_hw")), self.net_input(x_h)])
+        if cfg.random_erasing > 0:
+            images = random_erasing(images, cfg.random_erasing)
+        feats, logits = self.reid_net(images)
+        targets = pids.repeat(2)
+        zero = x_h.new_zeros(())
+        loss_id = losses.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing) if cfg.alpha > 0 else zero
+        loss_tri = losses.triplet_loss(feats, targets, margin=cfg.margin, hard_mining=cfg.hard_mining) if cfg.beta > 0 else zero
+        total = cfg.alpha * loss_id + cfg.beta * loss_tri
+        return {"loss": total, "id": loss_id.detach(), "tri": loss_tri.detach()}
 
     def lr_net_inputs(self, x_l: torch.Tensor, lr_hw: torch.Tensor | None, scale: int | None = None) -> torch.Tensor:
         """F/P's input ``[B, 3, *input_size]`` of each LR image, super-resolved by ``scale`` first (None: not).

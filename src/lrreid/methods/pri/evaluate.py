@@ -362,3 +362,38 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
     k = min(TOPK, len(gallery))
     topk = np.argsort(dists, axis=2, kind="stable")[:, :, :k]
     result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, ranks, skipped))
+
+
+ROW_LEGEND = (
+    "Rows: no SR = F on the probe resized bicubically to F's input, no SR network; fixed xr = every probe "
+    "super-resolved by G at scale r; size-based = the scale nearest to sqrt(mean HR training area / probe area); "
+    "ideal = per probe, the scale that ranks its true match best (it looks at the answer: an upper bound, "
+    "not a predictor); adaptive (P) = the scale PRI's predictor P picks (argmax of its probabilities)."
+)
+
+
+def verdict(report: EvalReport, metric: str = "Rank-1") -> str | None:
+    """One plain sentence: did P (adaptive) beat the best fixed scale and the no-SR row in this report?
+
+    >>> r = EvalReport("t")
+    >>> for name, v in (("no SR", .5), ("fixed x1", .4), ("fixed x2", .6), ("adaptive (P)", .55)):
+    ...     _ = r.add(name, {"Rank-1": v})
+    >>> verdict(r)
+    'In this run P (adaptive, Rank-1 55.0) did not beat the best fixed scale (x2, 60.0) and beat the no-SR row (50.0).'
+    """
+    rows = {row.name: row.metrics.get(metric) for row in report.rows}
+    p = rows.get("adaptive (P)")
+    fixed = {name: v for name, v in rows.items() if name.startswith("fixed x") and v is not None}
+    if p is None or not fixed:
+        return None
+    best_name = max(fixed, key=fixed.get)
+
+    def against(other: float) -> str:  # Rank-1 is a share of probes: equal numbers are a tie
+        return "beat" if p > other + 1e-9 else "tied" if abs(p - other) <= 1e-9 else "did not beat"
+
+    text = (f"In this run P (adaptive, {metric} {100 * p:.1f}) {against(fixed[best_name])} the best fixed scale "
+            f"({best_name.removeprefix('fixed ')}, {100 * fixed[best_name]:.1f})")
+    nosr = rows.get(NO_SR)
+    if nosr is not None:
+        text += f" and {against(nosr)} the no-SR row ({100 * nosr:.1f})"
+    return text + "."

@@ -121,4 +121,4 @@ def demo(
     pictures = write_pictures(method, result, run_dir, num_probes=probes)
     elapsed = time.perf_counter() - start
     typer.echo(f"wrote {run_dir / 'eval.md'}, " + ", ".join(str(p) for p in pictures))
-    typer.echo(f"demo finished in {elapsed / 60:.0f} min {elapsed % 60:.0f} s")
+    typer.echo(f"demo finished in {int(elapsed // 60)} min {int(elapsed % 60)} s")

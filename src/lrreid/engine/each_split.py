@@ -170,7 +170,7 @@ def combined_report(folder: Path, indices, companions: list[str] = ()) -> EvalRe
     import json
 
     from lrreid.errors import CheckpointError
-    from lrreid.methods.base import EvalReport, combine_split_reports
+    from lrreid.methods.base import EvalReport
 
     def read(path: Path) -> EvalReport:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,7 +32,7 @@ from lrreid.build import (
 )
 from lrreid.engine import checkpoint as ckpt_io
 from lrreid.engine import distributed as dist_utils
-from lrreid.engine.each_split import is_each_split_run, split_run_dir, sub_runs
+from lrreid.engine.each_split import add_train_seconds, is_each_split_run, split_run_dir, sub_runs, train_seconds
 from lrreid.engine.hooks import write_report
 from lrreid.engine.trainer import run_evaluation
 from lrreid.errors import CheckpointError, ConfigError
@@ -103,18 +104,22 @@ def train_run(cfg, info: dist_utils.DistInfo | None = None) -> None:
     trainer.train(resume=cfg.train.resume)
 
 
-def split_run_config(cfg, index: int, resume: bool):
+def split_run_config(cfg, index: int, resume: bool, changes: dict | None = None, output_dir: Path | None = None):
     """The config of split ``index``'s sub-run: a normal run trained on that split, evaluated on it at the end.
+
+    ``changes`` (sections -> keys -> values) are applied on top, for a companion run (``output_dir``).
 
     Example: ``split_run_config(cfg, 3, resume=False).data.split_for_training == 3``
     """
     from lrreid.config import config_from_dict
 
     raw = cfg.to_dict()
+    for section, values in (changes or {}).items():
+        raw[section] = {**dict(raw.get(section) or {}), **values}
     raw["data"]["split_for_training"] = index
     raw["eval"]["splits"] = [index]
     raw["eval"]["at_end"] = True
-    raw["train"]["output_dir"] = str(split_run_dir(cfg.train.output_dir, index))
+    raw["train"]["output_dir"] = str(output_dir or split_run_dir(cfg.train.output_dir, index))
     raw["train"]["one_model_per_split"] = False  # a sub-run is an ordinary run (`lrreid evaluate runs/x/split3` works)
     raw["train"]["resume"] = resume
     return config_from_dict(raw)
@@ -151,28 +156,31 @@ def train_each_split(cfg, info) -> EvalReport | None:
         refuse_existing_run(out)
         for i in indices:
             refuse_existing_run(split_run_dir(out, i))
-    plan = []  # (index, "done" | "resume" | "fresh"), decided before any process writes anything
+    companions = companion_runs(cfg)  # e.g. PRI's "fine-tuned, no SR" baseline, in split<i>/<name>/
+    plan = []  # (index, companion name or None, "done" | "resume" | "fresh"), decided before any process writes
     for i in indices:
-        sub = split_run_dir(out, i)
-        if cfg.train.resume and (sub / "eval.json").is_file():
-            plan.append((i, "done"))
-        elif cfg.train.resume and ckpt_io.find_last(sub / "checkpoints") is not None:
-            plan.append((i, "resume"))
-        else:
-            plan.append((i, "fresh"))
+        for name in [None, *companions]:
+            sub = split_run_dir(out, i) if name is None else split_run_dir(out, i) / name
+            if cfg.train.resume and (sub / "eval.json").is_file():
+                plan.append((i, name, "done"))
+            elif cfg.train.resume and ckpt_io.find_last(sub / "checkpoints") is not None:
+                plan.append((i, name, "resume"))
+            else:
+                plan.append((i, name, "fresh"))
     dist_utils.barrier()
     saved_top = False  # <out>/config.yaml is written once the first sub-run has been built
 
-    for n, (i, state) in enumerate(plan, start=1):
-        sub = split_run_dir(out, i)
+    for n, (i, name, state) in enumerate(plan, start=1):
+        sub = split_run_dir(out, i) if name is None else split_run_dir(out, i) / name
+        what = f"split {i}" + (f" {name}" if name else "")
         if state == "done":
             if info.is_main:
-                log.info("split %d (%d of %d): finished before (%s exists), skipped", i, n, len(plan), sub / "eval.json")
+                log.info("%s (%d of %d): finished before (%s exists), skipped", what, n, len(plan), sub / "eval.json")
             continue
         if info.is_main:
             how = "resuming from its last checkpoint" if state == "resume" else "training from scratch"
-            log.info("split %d (%d of %d): %s -> %s", i, n, len(plan), how, sub)
-        sub_cfg = split_run_config(cfg, i, resume=state == "resume")
+            log.info("%s (%d of %d): %s -> %s", what, n, len(plan), how, sub)
+        sub_cfg = split_run_config(cfg, i, resume=state == "resume", changes=companions.get(name), output_dir=sub)
         method = build_method(sub_cfg, splits)
         trainer = build_trainer(sub_cfg, method, splits, dist_info=info)
         if info.is_main:  # once built: a run that fails to start leaves no config.yaml
@@ -180,26 +188,67 @@ def train_each_split(cfg, info) -> EvalReport | None:
                 save_run_config(cfg, out)
                 saved_top = True
             save_run_config(sub_cfg, sub)
+        started = time.perf_counter()
         trainer.train(resume=sub_cfg.train.resume)
+        if info.is_main:
+            add_train_seconds(sub, time.perf_counter() - started)
         del method, trainer
 
     if not info.is_main:
         return None
-    report = combined_report(out, indices)
+    report = combined_report(out, indices, list(companions))
     write_report(report, out)
     return report
 
 
-def combined_report(folder: Path, indices) -> EvalReport:
-    """The reports ``<folder>/split<i>/eval.json`` combined into mean ± std over splits."""
-    reports = []
-    for i in indices:
-        path = split_run_dir(folder, i) / "eval.json"
-        try:
-            reports.append(EvalReport.from_dict(json.loads(path.read_text())))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{path}: unreadable evaluation report ({exc})") from None
-    return combine_split_reports(reports, [f"split{i}" for i in indices])
+def companion_runs(cfg) -> dict[str, dict]:
+    """``{name: config changes}`` of the runs a method trains beside each split's model (its spec's
+    ``companion_runs(cfg)``, e.g. PRI's ``finetune`` baseline); each is trained in ``split<i>/<name>/``
+    and its rows join the split's table."""
+    from lrreid.methods.base import METHODS
+
+    spec = METHODS.get(cfg.method)
+    fn = getattr(spec, "companion_runs", None)
+    return dict(fn(cfg)) if fn is not None else {}
+
+
+def _read_report(path: Path) -> EvalReport:
+    try:
+        return EvalReport.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: unreadable evaluation report ({exc})") from None
+
+
+def combined_report(folder: Path, indices, companions: Sequence[str] = ()) -> EvalReport:
+    """The reports ``<folder>/split<i>/eval.json`` combined into mean ± std over splits; the rows of
+    each companion run (``split<i>/<name>/eval.json``) are added to their split's report first."""
+    reports = [_read_report(split_run_dir(folder, i) / "eval.json") for i in indices]
+    return combine_with_companions(reports, folder, indices, list(companions))
+
+
+def combine_with_companions(reports, folder: Path, indices, companions=None) -> EvalReport:
+    """Per-split reports combined (mean ± std), after adding each split's companion rows (read from
+    ``split<i>/<name>/eval.json``); a note gives the mean training wall time of each kind of sub-run.
+    ``companions`` None: the ``split<i>/<name>/`` folders that hold an ``eval.json``."""
+    out, times = [], {}
+    for report, i in zip(reports, indices):
+        sub = split_run_dir(folder, i)
+        names = companions if companions is not None else sorted(
+            p.name for p in sub.iterdir() if p.is_dir() and (p / "eval.json").is_file()) if sub.is_dir() else []
+        report = EvalReport.from_dict(report.to_dict())  # a copy: the caller's report stays as it was
+        for name in [None, *names]:
+            run = sub if name is None else sub / name
+            if name is not None:
+                report.rows.extend(_read_report(run / "eval.json").rows)
+            seconds = train_seconds(run)
+            if seconds is not None:
+                times.setdefault(name or "model", []).append(seconds)
+        out.append(report)
+    combined = combine_split_reports(out, [f"split{i}" for i in indices])
+    if times:
+        combined.notes.append("training wall time per split (mean, as measured by --each-split): " + ", ".join(
+            f"{name} {sum(v) / len(v):.0f} s ({len(v)} splits)" for name, v in times.items()))
+    return combined
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +353,8 @@ def evaluate_each_split(run: Path, overrides: list[str], output: Path | None = N
         log.info("split %d: evaluated %s -> %s", i, stem.name, folder / "eval.json")
         reports.append(report)
 
-    report = combine_split_reports(reports, [f"split{i}" for i in indices])
+    # companion runs (PRI's fine-tuned baseline) keep the rows of their own eval.json
+    report = combine_with_companions(reports, run, indices)
     write_report(report, dest)
     return report, dest
 
@@ -337,7 +387,7 @@ def run_demo(cfg, overwrite: bool = False, probes: int = 3, say: Callable[[str],
     ``overwrite`` deletes an earlier demo's outputs first; ``say`` prints the three step lines.
     Returns the report and the paths of the pictures.
     """
-    from lrreid.methods.pri.evaluate import evaluate_predictors
+    from lrreid.methods.pri.evaluate import ROW_LEGEND, evaluate_predictors, verdict
     from lrreid.methods.pri.pictures import write_pictures
 
     if cfg.method != "pri":
@@ -373,6 +423,8 @@ def run_demo(cfg, overwrite: bool = False, probes: int = 3, say: Callable[[str],
     method.to(ctx.device)
     result = evaluate_predictors(method, select_splits(cfg, splits), ctx)
     report = result.report()
+    sentence = verdict(report)  # did P beat the best fixed scale and the no-SR row, in one sentence
+    report.notes.extend(([sentence] if sentence else []) + [ROW_LEGEND])
     report.print()
     write_report(report, run_dir)
     return report, write_pictures(method, result, run_dir, num_probes=probes)

@@ -28,7 +28,7 @@ def test_demo_trains_both_phases_prints_table2_and_draws(tmp_path, capsys):
     run = tmp_path / "demo"
     assert cli("demo", *tiny(tmp_path), "--output", str(run), "--threads", "1") == 0
     out = capsys.readouterr().out
-    for row in ("fixed x1", "fixed x4", "size-based", "ideal", "adaptive (P)"):
+    for row in ("no SR", "fixed x1", "fixed x4", "size-based", "ideal", "adaptive (P)", "In this run P (adaptive", "Rows: no SR ="):
         assert row in out
     for name in ("probes.png", "scale_histogram.png", "losses.png"):
         assert Image.open(run / name).format == "PNG"

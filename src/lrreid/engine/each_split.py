@@ -49,3 +49,30 @@ def is_each_split_run(run: str | Path) -> bool:
         train = raw.get("train") if isinstance(raw, dict) else None
         return bool(isinstance(train, dict) and train.get("one_model_per_split"))
     return False
+
+
+TRAIN_TIME = "train_seconds.json"
+
+
+def add_train_seconds(run_dir: Path, seconds: float) -> None:
+    """Add ``seconds`` of training wall time to ``<run_dir>/train_seconds.json`` (summed over resumes)."""
+    import json
+
+    from lrreid.utils.atomic import atomic_write_text
+
+    path = Path(run_dir) / TRAIN_TIME
+    try:
+        before = float(json.loads(path.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        before = 0.0
+    atomic_write_text(path, json.dumps({"seconds": round(before + seconds, 1)}) + "\n")
+
+
+def train_seconds(run_dir: Path) -> float | None:
+    """The training wall time recorded by :func:`add_train_seconds`, or None."""
+    import json
+
+    try:
+        return float(json.loads((Path(run_dir) / TRAIN_TIME).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

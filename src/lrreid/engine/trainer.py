@@ -317,6 +317,12 @@ class Trainer:
             self.iteration += 1
             self.last_losses = losses
             self._call("after_step", losses)
+        stats = self.method.on_epoch_end(phase, epoch, self.context)
+        if stats:
+            self.epoch_scalars.update({f"method/{k}": float(v) for k, v in stats.items()})
+            if self.is_main:
+                log.info("%s epoch %d/%d %s: %s", phase.name, epoch + 1, phase.epochs, self.method.name,
+                         " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
         if self.scheduler is not None:
             self.scheduler.step()
         self.global_epoch += 1

@@ -208,6 +208,11 @@ class Method(nn.Module):
     def on_epoch_start(self, phase: Phase, epoch: int, ctx: EpochContext) -> None:
         """Hook before each epoch (PRI refreshes its dynamic soft labels here)."""
 
+    def on_epoch_end(self, phase: Phase, epoch: int, ctx: EpochContext) -> dict[str, float] | None:
+        """Hook after each epoch's last step, before its checkpoint: scalars to log for the epoch
+        (the engine prints them in one line and sends them to TensorBoard as ``method/<name>``)."""
+        return None
+
     # -- checkpoint ---------------------------------------------------------------------------
     def extra_state(self) -> dict[str, torch.Tensor]:
         """Tensors saved in checkpoints beside the weights (e.g. PRI's soft-label table)."""

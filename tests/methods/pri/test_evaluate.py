@@ -112,7 +112,7 @@ def test_table2_rows_on_a_toy_split(m, tmp_path):
     result = evaluate_predictors(m, [split], _ctx())
     report = result.report()
     names = [r.name for r in report.rows]
-    assert names == ["fixed x1", "fixed x2", "fixed x3", "fixed x4", "size-based", "ideal", "adaptive (P)"]
+    assert names == ["no SR", "fixed x1", "fixed x2", "fixed x3", "fixed x4", "size-based", "ideal", "adaptive (P)"]
     for row in report.rows:
         assert set(row.metrics) == {"Rank-1", "Rank-5", "Rank-10", "mAP"}
         assert all(0.0 <= v <= 1.0 for v in row.metrics.values())
@@ -170,3 +170,24 @@ def test_ideal_agreement_counts_ties_and_ignores_probes_without_a_match():
     ev = PRIEvaluation([1, 2], details=[detail])
     got = ev.ideal_agreement()
     assert got == {"fixed x1": 2 / 3, "fixed x2": 2 / 3, "ideal": 1.0, "adaptive (P)": 1 / 3}
+
+
+def test_no_sr_row_is_f_on_the_probe_resized_bicubically_with_no_g(m, tmp_path):
+    from lrreid.methods.pri.data import load_image
+
+    split = _toy_split(tmp_path, name="nosr")
+    calls = []
+    handle = m.sr_net.register_forward_hook(lambda *a: calls.append(1))
+    m.inference = PRIInferenceConfig(predictors=["nosr"])
+    try:
+        result = evaluate_predictors(m, [split], _ctx())
+    finally:
+        handle.remove()
+    assert calls == []  # G never ran
+    assert list(result.results) == ["no SR"]
+    q = m.embed(torch.stack([load_image(r.path, m.input_size) for r in split.query]))
+    g = m.embed(torch.stack([load_image(r.path, m.input_size) for r in split.gallery]))
+    expected = evaluate_rank(torch.cdist(q, g).numpy(), [r.pid for r in split.query], [r.pid for r in split.gallery],
+                             [r.camid for r in split.query], [r.camid for r in split.gallery], max_rank=10)
+    got = result.results["no SR"][0]
+    assert got.rank(1) == pytest.approx(expected.rank(1)) and got.mAP == pytest.approx(expected.mAP)

@@ -85,3 +85,39 @@ def test_table_update_lookup_and_checkpoint_round_trip():
         SoftLabelTable(5, 3).load_state(table.state())
     with pytest.raises(CheckpointError, match="not a PRI checkpoint"):
         SoftLabelTable(5, 4).load_state({})
+
+
+def test_best_ranking_scale_by_hand():
+    from lrreid.methods.pri.soft_labels import best_ranking_scale
+
+    anchors = torch.tensor([[0.0], [1.0], [2.0]])  # persons 0, 1, 2
+    pids = torch.tensor([0, 1, 2])
+    # image 0 (person 0) at 2 scales: 0.9 (person 1 nearer: rank 2) or 0.2 (rank 1)
+    # image 1 (person 1): 1.0 and 1.1 both rank 1, the margin decides (1.0: 1.0 - 0 vs 1.1: 0.9 - 0.1)
+    # image 2 (person 2): 1.6 and 1.9 both rank 1 -> the larger margin, 1.9
+    feats = torch.tensor([[[0.9], [1.0], [1.6]], [[0.2], [1.1], [1.9]]])
+    assert best_ranking_scale(feats, anchors, pids, pids).tolist() == [1, 0, 1]
+    # an image whose person has no anchor: -1
+    assert best_ranking_scale(feats[:, :1], anchors[1:], pids[:1], pids[1:]).tolist() == [-1]
+
+
+def test_label_statistics_of_uniform_and_one_hot_labels():
+    import math
+
+    from lrreid.methods.pri.soft_labels import label_statistics
+
+    uniform = label_statistics(torch.full((3, 4), 0.25))
+    assert uniform["entropy"] == pytest.approx(math.log(4)) and uniform["max_prob"] == pytest.approx(0.25)
+    sharp = label_statistics(torch.eye(4))
+    assert sharp["entropy"] == pytest.approx(0.0, abs=1e-6) and sharp["max_prob"] == pytest.approx(1.0)
+
+
+def test_normalised_labels_do_not_depend_on_the_feature_scale_and_keep_gamma_odd():
+    d = torch.tensor([[0.010, 0.012, 0.015, 0.011]])
+    for norm in ("mean", "std"):
+        torch.testing.assert_close(scale_factor_metric(d, 1, norm, 0.1), scale_factor_metric(d * 1000, 1, norm, 0.1))
+        assert scale_factor_metric(d, 3, norm, 0.1).argmax().item() == 0
+    with pytest.raises(ConfigError):
+        scale_factor_metric(d, 1, "max", 1.0)
+    with pytest.raises(ConfigError):
+        scale_factor_metric(d, 1, "mean", 0.0)

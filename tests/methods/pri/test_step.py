@@ -166,3 +166,23 @@ def test_lr_images_of_their_own_sizes_go_through_g_unpadded(tiny_pri, batch, epo
     out["loss"].backward()
     assert m.soft_labels.measured[:4].all()
     assert _nonzero(_grads(m.sr_net)) and _nonzero(_grads(m.reid_net)) and _nonzero(_grads(m.scale_predictor))
+
+
+def test_finetune_baseline_trains_f_alone_on_lr_and_hr_images(tiny_pri, batch, epoch_ctx):
+    """schedule.mode=finetune: "fine-tuned, no SR" -- one phase, F only, identity + triplet, G and P never run."""
+    m = tiny_pri(schedule=PRIScheduleConfig(pretrain_epochs=2, joint_epochs=3, mode="finetune"),
+                 loss=PRILossConfig(beta=0.5))
+    assert [(p.name, p.epochs, p.trainable) for p in m.phases()] == [("finetune", 5, ("reid_net",))]
+    phase = m.phases()[0]
+    calls = []
+    m.sr_net.register_forward_hook(lambda *a: calls.append("G"))
+    m.scale_predictor.register_forward_hook(lambda *a: calls.append("P"))
+    _start(m, phase, 0, epoch_ctx())
+    out = m(batch(), phase, 0)
+    assert out["loss"].item() == pytest.approx(out["id"].item() + 0.5 * out["tri"].item())
+    out["loss"].backward()
+    assert calls == []
+    assert _nonzero(_grads(m.reid_net))
+    assert [g["name"] for g in m.param_groups(phase)] == ["reid_net.backbone", "reid_net.head"]
+    assert m.on_epoch_end(phase, 0, epoch_ctx()) is None
+    assert [p.epochs for p in tiny_pri(schedule=PRIScheduleConfig(mode="finetune", finetune_epochs=7)).phases()] == [7]

@@ -53,7 +53,7 @@ def test_evaluate_reports_table2_on_the_training_split_only(trained, capsys):
     assert cli("evaluate", str(trained)) == 0
     report = json.loads((trained / "eval.json").read_text())
     names = [r["name"] for r in report["rows"]]
-    assert names == ["fixed x1", "fixed x2", "fixed x3", "fixed x4", "size-based", "ideal", "adaptive (P)"]
+    assert names == ["no SR", "fixed x1", "fixed x2", "fixed x3", "fixed x4", "size-based", "ideal", "adaptive (P)"]
     # split1's test persons trained the model (split0's training persons): skipped and said so
     assert any("skipped 1 split" in n for n in report["notes"])
     assert "1 split" in report["title"]
@@ -81,3 +81,33 @@ def test_the_triplet_summary_is_a_training_message_not_a_loading_one(trained, ca
     for phase in method.phases():  # training asks for the data once per phase; said once
         method.train_dataset(phase)
     assert len([m for m in caplog.messages if m.startswith("PRI training triplets: ")]) == 1
+
+
+def test_each_split_trains_the_finetune_baseline_beside_pri_and_shows_its_row(tmp_path):
+    """schedule.baseline_finetune: `--each-split` trains split<i>/finetune/ too; its row joins the table."""
+    run = tmp_path / "run"
+    config = tmp_path / "pri_tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "method": "pri", "seed": 0,
+        "data": {"dataset": "synthetic", "protocol": "genuine", "num_splits": 2, "input_size": [32, 16],
+                 "dataset_args": {"num_ids": 12, "images_per_camera": 2, "cache_dir": str(tmp_path / "cache")}},
+        "model": {"backbone": "resnet18", "pretrained": None, "feat_dim": 16, "predictor_feat_dim": 8,
+                  "sr_args": {"G0": 8, "D": 2, "C": 2, "G": 8}},
+        "schedule": {"pretrain_epochs": 1, "joint_epochs": 1, "lr_backbone": 1e-3, "lr_head": 1e-3,
+                     "baseline_finetune": True, "finetune_epochs": 2},
+        "eval": {"splits": [1]},
+        "train": {"batch_size": 8, "num_instances": 2, "max_iters_per_epoch": 2, "output_dir": str(run),
+                  "progress": False, "tensorboard": False, "num_threads": 1},
+    }))
+    assert cli("train", str(config), "--each-split") == 0
+    from lrreid.engine import checkpoint as ckpt_io
+
+    baseline = ckpt_io.load_checkpoint(run / "split1" / "finetune" / "checkpoints")
+    assert baseline.position.phase_name == "finetune" and baseline.position.epochs_done == 2
+    assert json.loads((run / "split1" / "finetune" / "eval.json").read_text())["rows"][0]["name"] == "fine-tuned, no SR"
+    combined = json.loads((run / "eval.json").read_text())
+    names = [r["name"] for r in combined["rows"]]
+    assert names[0] == "no SR" and names[-1] == "fine-tuned, no SR" and "adaptive (P)" in names
+    assert any(n.startswith("training wall time per split") and "finetune" in n for n in combined["notes"])
+    # a resume finds both finished and trains nothing
+    assert cli("train", str(config), "--each-split", "--resume") == 0

@@ -26,10 +26,19 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     ``num_classes`` is the number of identities in ``train_records``; F's classifier gets one class
     per identity that forms triplets (both LR and HR images), which can be fewer.
     """
-    from lrreid.methods.pri.data import TripletDataset, mean_area, median_size, split_by_resolution, triplet_identities
+    from lrreid.methods.pri.data import (
+        TripletDataset,
+        hold_out_persons,
+        mean_area,
+        median_size,
+        split_by_resolution,
+        triplet_identities,
+    )
 
     trip = cfg.triplets
-    res = triplet_identities(split_by_resolution(train_records, trip.lr_cameras, trip.size_sample))
+    res, heldout = hold_out_persons(split_by_resolution(train_records, trip.lr_cameras, trip.size_sample),
+                                    trip.holdout, seed=int(getattr(cfg, "seed", 0)))
+    res = triplet_identities(res)
     classes = len(res.hr_by_pid)  # of the num_classes training identities, those with triplets
     native = trip.lr_size == "native"
     lr_size = None if native else tuple(trip.lr_size) if trip.lr_size else median_size(res.lr, trip.size_sample)
@@ -37,19 +46,26 @@ def build_pri(cfg, train_records, num_classes: int) -> PRIMethod:
     hr_size = tuple(trip.hr_size) if trip.hr_size else median_size(hr_records, trip.size_sample)
     hr_area = mean_area(hr_records, trip.size_sample)
     dataset = TripletDataset(res.lr, res.hr_by_pid, lr_size=lr_size, hr_size=hr_size, flip=trip.flip)
+    heldout_dataset = None
+    if heldout is not None:
+        heldout_dataset = TripletDataset(heldout.lr, heldout.hr_by_pid, lr_size=lr_size, hr_size=hr_size, flip=False,
+                                         lr_canvas=dataset.lr_canvas if native else None)
     lr_shown = dataset.lr_canvas
 
     method = _build(cfg, classes=classes, pretrained=True, train_dataset=dataset, num_lr_images=len(dataset),
-                    hr_mean_area=hr_area, train_paths=[r.path for r in train_records])
+                    hr_mean_area=hr_area, train_paths=[r.path for r in train_records], heldout_dataset=heldout_dataset)
     method.training_summary = {
         "lr_images": len(res.lr), "hr_images": len(hr_records), "identities": len(res.hr_by_pid),
         "lr_size": "native" if native else list(lr_size), "hr_size": list(hr_size), "lr_cameras": res.lr_cameras, "skipped": res.skipped,
+        "heldout_identities": len(heldout.hr_by_pid) if heldout else 0,
     }
     # logged when training asks for the data, not when `index`/`search`/`evaluate` rebuild the method
     method.training_note = (
         f"PRI training triplets: {len(res.lr)} LR images x_l ({'own sizes, padded into' if native else 'canvas'} "
         f"{lr_shown[0]}x{lr_shown[1]}), {len(hr_records)} HR images x_h (canvas {hr_size[0]}x{hr_size[1]}), "
-        f"{classes} identities (classifier classes, of {num_classes} training identities)" + "".join(f"; skipped {c} {k}" for k, c in res.skipped.items())
+        f"{classes} identities (classifier classes, of {num_classes} training identities)"
+        + (f"; {len(heldout.hr_by_pid)} persons held out ({len(heldout.lr)} LR images) to measure P" if heldout else "")
+        + "".join(f"; skipped {c} {k}" for k, c in res.skipped.items())
     )
     return method
 
@@ -126,6 +142,13 @@ class PRISpec:
     @staticmethod
     def build_trained(cfg, checkpoint) -> PRIMethod:
         return build_trained_pri(cfg, checkpoint)
+
+    @staticmethod
+    def companion_runs(cfg) -> dict[str, dict]:
+        """With ``schedule.baseline_finetune``, ``--each-split`` also trains "fine-tuned, no SR" per split."""
+        if cfg.schedule.baseline_finetune and cfg.schedule.mode == "pri":
+            return {"finetune": {"schedule": {"mode": "finetune", "baseline_finetune": False}}}
+        return {}
 
 
 METHODS.register("pri")(PRISpec)

@@ -2,7 +2,9 @@
 
 Defaults are the paper's (Han et al., ECCV 2020, Sec. 4.1): ResNet-50 for P and F, Meta-RDN for G,
 scales {1, 2, 3, 4}, alpha 1, beta 0.01, phi 10, lambda 1, gamma 1, omega 1, Adam (0.9, 0.999) with
-learning rates 0.01 (backbones) / 0.1 (added layers), decayed tenfold after pre-training.  A YAML
+learning rates 0.01 (backbones) / 0.1 (added layers), decayed tenfold after pre-training -- except
+the soft labels' sharpness: ``loss.label_norm: std, label_temperature: 0.5`` by default, the paper's
+Eq. 3 with ``label_norm: none, label_temperature: 1`` (docs/pri.md, "Soft labels").  A YAML
 file only lists what differs; ``lrreid.config`` rejects unknown keys and wrong types.
 
 Every ablation of the paper is one setting:
@@ -13,6 +15,7 @@ ablation (paper)            setting
 one-hot instead of soft     ``loss.soft_labels: false``
 update frequency omega      ``loss.omega`` (0: random per epoch)
 regulatory factor gamma     ``loss.gamma`` (odd, or 0)
+(label sharpness, lrreid)   ``loss.label_norm``, ``loss.label_temperature``
 no pre-training             ``schedule.pretrain_epochs: 0``
 only pre-training           ``schedule.joint_epochs: 0``
 remove L_sr/L_id/L_tri/L_p  ``loss.sr_weight/alpha/beta/lambda_p: 0``
@@ -65,6 +68,12 @@ class PRILossConfig:
     margin: float = 10.0  # phi, the triplet margin (on raw, unnormalised features)
     lambda_p: float = 1.0  # L_p, soft cross-entropy of P against the dynamic soft labels (Eq. 4)
     gamma: int = 1  # regulatory factor of Eq. 3 (odd, or 0 = uniform labels)
+    # Eq. 3's centred distances divided per image by: std (their spread over the scales; lrreid's default)
+    # | mean (their mean) | none (the paper), then by label_temperature.  none + 1.0 is the paper's Eq. 3;
+    # its sharpness depends on F's feature scale, and with lrreid's F the labels come out flat
+    # (docs/pri.md, "Soft labels", has the measurements behind std + 0.5)
+    label_norm: Literal["none", "mean", "std"] = "std"
+    label_temperature: float = 0.5
     omega: int = 1  # soft labels re-measured every omega joint epochs; 0 = random decision per epoch
     soft_labels: bool = True  # false: one-hot labels at the best scale (the paper's ablation)
     label_smoothing: float = 0.0  # of L_id (the paper uses none)
@@ -73,6 +82,8 @@ class PRILossConfig:
 
     def __post_init__(self):
         check_gamma(self.gamma)
+        if not self.label_temperature > 0:
+            raise ValueError(f"loss.label_temperature must be > 0, got {self.label_temperature}")
         if self.omega < 0:
             raise ValueError(f"loss.omega must be >= 0, got {self.omega}")
         if not 0.0 <= self.random_erasing <= 1.0:
@@ -95,10 +106,20 @@ class PRIScheduleConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 5e-4
     warmup_epochs: int = 0  # linear warm-up at the start of each phase (0: none, as the paper)
+    # pri: the method.  finetune: the "fine-tuned, no SR" baseline -- F alone (identity + triplet on x_l
+    # resized to F's input and x_h; no G, no P), finetune_epochs epochs at lr_backbone / lr_head, on the
+    # same training persons; evaluated on bicubically resized probes (docs/pri.md, "Baselines")
+    mode: Literal["pri", "finetune"] = "pri"
+    finetune_epochs: int | None = None  # null: pretrain_epochs + joint_epochs
+    # with `lrreid train --each-split`: also train the finetune baseline per split (split<i>/finetune/)
+    # and put its row in the split's and the combined table
+    baseline_finetune: bool = False
 
     def __post_init__(self):
         if self.pretrain_epochs < 0 or self.joint_epochs < 0:
             raise ValueError("schedule.pretrain_epochs and schedule.joint_epochs must be >= 0")
+        if self.finetune_epochs is not None and self.finetune_epochs < 1:
+            raise ValueError(f"schedule.finetune_epochs must be >= 1 (or null), got {self.finetune_epochs}")
         if self.pretrain_epochs + self.joint_epochs == 0:
             raise ValueError("schedule: pretrain_epochs + joint_epochs is 0, nothing to train")
 
@@ -115,6 +136,13 @@ class PRITripletsConfig:
     hr_size: tuple[int, int] | None = None  # (h, w) canvas of x_h (the SR target); null = median HR size
     flip: bool = True  # flip x_h and x_l (and so x_sl) together with probability 0.5
     size_sample: int = 2000  # at most this many image headers are read to measure median sizes
+    # share of the training persons (with both LR and HR images) held out of training: P's agreement
+    # with their soft labels is logged every joint epoch (docs/pri.md, "Soft labels"); 0 = none (the paper)
+    holdout: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"triplets.holdout is a share of the training persons in [0, 1), got {self.holdout}")
 
 
 @dataclass
@@ -126,7 +154,8 @@ class PRIInferenceConfig:
     small_probes: Literal["error", "skip"] = "error"  # what to do with them: stop with one line, or skip and count
     overlapping_splits: Literal["skip", "error", "keep"] = "skip"  # splits whose test images were training images
     batch_size: int = 64
-    predictors: list[str] = field(default_factory=lambda: ["fixed", "size", "ideal", "adaptive"])
+    # rows of Table 2: nosr (F on the probe resized bicubically, no G), fixed, size, ideal, adaptive
+    predictors: list[str] = field(default_factory=lambda: ["nosr", "fixed", "size", "ideal", "adaptive"])
 
 
 @dataclass

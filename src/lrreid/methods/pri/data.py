@@ -144,6 +144,23 @@ def split_by_resolution(
     return ResolutionSplit(lr=lr, hr_by_pid={pid: hr_by_pid[pid] for pid in both}, lr_cameras=found, skipped=skipped)
 
 
+def hold_out_persons(res: ResolutionSplit, share: float, seed: int = 0) -> tuple[ResolutionSplit, ResolutionSplit | None]:
+    """``(kept, held_out)``: ``round(share * K)`` of the K triplet identities (at least 1 when share > 0,
+    and at least 2 kept), drawn with ``seed``, are taken out of training; ``held_out`` is None at share 0."""
+    pids = sorted(res.hr_by_pid)
+    count = min(max(1, round(share * len(pids))), len(pids) - 2) if share > 0 else 0
+    if count <= 0:
+        return res, None
+    held = set(np.random.default_rng(seed).permutation(pids)[:count].tolist())
+
+    def part(keep):
+        return ResolutionSplit(lr=[r for r in res.lr if (r.pid in held) != keep],
+                               hr_by_pid={p: v for p, v in res.hr_by_pid.items() if (p in held) != keep},
+                               lr_cameras=res.lr_cameras, skipped=res.skipped)
+
+    return part(True), part(False)
+
+
 def triplet_identities(res: ResolutionSplit) -> ResolutionSplit:
     """The same split with person ids renumbered 0..K-1 over the identities that form triplets (the classes)."""
     mapping = {pid: i for i, pid in enumerate(sorted(res.hr_by_pid))}

@@ -14,6 +14,12 @@ directly.  Each predictor then only chooses, per probe, which of those features 
   scale) -- the upper bound for G and F as trained;
 * ``adaptive (P)``: ``argmax P(x_l)``, PRI's predictor.
 
+Beside them, the baselines that answer "does SR help at all?" (docs/pri.md, "Baselines"):
+
+* ``no SR``: the same F on the probe resized bicubically to F's input (as gallery images are), no G;
+* ``fine-tuned, no SR``: the model of ``schedule.mode: finetune`` (F alone, fine-tuned as a plain
+  re-ID model on the same training persons) evaluated the same way; such a model has only this row.
+
 Rank-1/5/10 and mAP per split, then mean and std over the splits (lrreid.evaluation.summarize).
 Splits whose test images were used for training (a model trained on split 0, evaluated on split 3
 of a random-split protocol) are skipped and counted by default (``inference.overlapping_splits``).
@@ -297,6 +303,14 @@ def evaluate_predictors(method, splits: Sequence, ctx: EpochContext) -> PRIEvalu
     return result
 
 
+NO_SR, FINETUNED_NO_SR = "no SR", "fine-tuned, no SR"
+
+
+def no_sr_row_name(method) -> str:
+    """``fine-tuned, no SR`` for the baseline model of ``schedule.mode: finetune``, else ``no SR``."""
+    return FINETUNED_NO_SR if getattr(method, "finetune_only", False) else NO_SR
+
+
 def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> None:
     cfg = method.inference
     batch_size = max(1, int(getattr(ctx, "batch_size", 0) or cfg.batch_size))
@@ -305,9 +319,21 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
     if not query:
         raise ProtocolError(f"split {split.name!r}: no probe left to evaluate")
     g_feats = embed_gallery(method, gallery, ctx, batch_size)
-    q_feats, probs = embed_probes_at_scales(method, images, ctx, batch_size)
     q_pids = np.array([r.pid for r in query]); q_cams = np.array([r.camid for r in query])
     g_pids = np.array([r.pid for r in gallery]); g_cams = np.array([r.camid for r in gallery])
+    max_rank = min(50, len(gallery))
+    finetune_only = getattr(method, "finetune_only", False)
+    if "nosr" in cfg.predictors or finetune_only:
+        # the probe resized bicubically straight to F's input, as the gallery: no G
+        nosr = embed_gallery(method, query, ctx, batch_size)
+        dist = torch.cdist(nosr, g_feats).numpy()
+        result.results[no_sr_row_name(method)].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
+    if finetune_only or not set(cfg.predictors) - {"nosr"}:  # finetune: G and P were never trained
+        num = len(method.scales)
+        result.details.append(SplitDetail(str(split.name), query, gallery, np.full((len(query), num), 1.0 / num), {},
+                                          np.zeros((num, len(query), 0), dtype=np.int64), np.full((num, len(query)), np.inf), skipped))
+        return
+    q_feats, probs = embed_probes_at_scales(method, images, ctx, batch_size)
 
     dists = torch.stack([torch.cdist(q_feats[k], g_feats) for k in range(len(method.scales))]).numpy()  # [N, Q, G]
     per_scale = [first_match_rank_and_ap(d, q_pids, g_pids, q_cams, g_cams, with_margin=True) for d in dists]
@@ -329,7 +355,42 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
     rows = np.arange(len(query))
     for name, choice in choices.items():
         dist = dists[choice, rows]
-        result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=min(50, len(gallery))))
+        result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
     k = min(TOPK, len(gallery))
     topk = np.argsort(dists, axis=2, kind="stable")[:, :, :k]
     result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, ranks, skipped))
+
+
+ROW_LEGEND = (
+    "Rows: no SR = F on the probe resized bicubically to F's input, no SR network; fixed xr = every probe "
+    "super-resolved by G at scale r; size-based = the scale nearest to sqrt(mean HR training area / probe area); "
+    "ideal = per probe, the scale that ranks its true match best (it looks at the answer: an upper bound, "
+    "not a predictor); adaptive (P) = the scale PRI's predictor P picks (argmax of its probabilities)."
+)
+
+
+def verdict(report: EvalReport, metric: str = "Rank-1") -> str | None:
+    """One plain sentence: did P (adaptive) beat the best fixed scale and the no-SR row in this report?
+
+    >>> r = EvalReport("t")
+    >>> for name, v in (("no SR", .5), ("fixed x1", .4), ("fixed x2", .6), ("adaptive (P)", .55)):
+    ...     _ = r.add(name, {"Rank-1": v})
+    >>> verdict(r)
+    'In this run P (adaptive, Rank-1 55.0) did not beat the best fixed scale (x2, 60.0) and beat the no-SR row (50.0).'
+    """
+    rows = {row.name: row.metrics.get(metric) for row in report.rows}
+    p = rows.get("adaptive (P)")
+    fixed = {name: v for name, v in rows.items() if name.startswith("fixed x") and v is not None}
+    if p is None or not fixed:
+        return None
+    best_name = max(fixed, key=fixed.get)
+
+    def against(other: float) -> str:  # Rank-1 is a share of probes: equal numbers are a tie
+        return "beat" if p > other + 1e-9 else "tied" if abs(p - other) <= 1e-9 else "did not beat"
+
+    text = (f"In this run P (adaptive, {metric} {100 * p:.1f}) {against(fixed[best_name])} the best fixed scale "
+            f"({best_name.removeprefix('fixed ')}, {100 * fixed[best_name]:.1f})")
+    nosr = rows.get(NO_SR)
+    if nosr is not None:
+        text += f" and {against(nosr)} the no-SR row ({100 * nosr:.1f})"
+    return text + "."

@@ -29,7 +29,14 @@ from lrreid.data.degradations import bicubic_downsample
 from lrreid.errors import ConfigError
 from lrreid.methods.base import EpochContext, EvalReport, InferenceParts, Method, Phase
 from lrreid.methods.pri.config import PRIInferenceConfig, PRILossConfig, PRIScheduleConfig
-from lrreid.methods.pri.soft_labels import SoftLabelTable, one_hot_labels, scale_factor_metric, should_refresh
+from lrreid.methods.pri.soft_labels import (
+    SoftLabelTable,
+    best_ranking_scale,
+    label_statistics,
+    one_hot_labels,
+    scale_factor_metric,
+    should_refresh,
+)
 from lrreid.models.net_input import net_input, resize_for_net
 from lrreid.utils.logging import get_logger
 from lrreid.utils.modules import eval_mode
@@ -39,7 +46,7 @@ log = get_logger("methods.pri")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-PRETRAIN, JOINT = "pretrain", "joint"
+PRETRAIN, JOINT, FINETUNE = "pretrain", "joint", "finetune"
 
 
 class PRIMethod(Method):
@@ -73,6 +80,7 @@ class PRIMethod(Method):
         inference: PRIInferenceConfig | None = None,
         train_paths: Sequence[str] = (),
         description: dict | None = None,
+        heldout_dataset: torch.utils.data.Dataset | None = None,
     ):
         super().__init__()
         self.sr_net = sr_net
@@ -100,6 +108,10 @@ class PRIMethod(Method):
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self._refresh_epoch = False
+        # held-out training persons (triplets.holdout): never trained on, P's agreement with their labels is logged
+        self._heldout_dataset = heldout_dataset
+        self._heldout_items: list | None = None
+        self._epoch_label_hits = [0, 0]  # label argmax == best-ranking scale, images measured this epoch
         for s in self.scales:
             self._check_sr_scale(s)
         self.last_evaluation = None  # detailed result of the last evaluate() (for pictures)
@@ -160,7 +172,15 @@ class PRIMethod(Method):
                 **{k: summary[k] for k in ("lr_size", "hr_size") if k in summary}}
 
     # ------------------------------------------------------------------------------------------ schedule
+    @property
+    def finetune_only(self) -> bool:
+        """The "fine-tuned, no SR" baseline (``schedule.mode: finetune``): F alone, no G, no P."""
+        return self.schedule.mode == "finetune"
+
     def phases(self) -> list[Phase]:
+        if self.finetune_only:
+            epochs = self.schedule.finetune_epochs or (self.schedule.pretrain_epochs + self.schedule.joint_epochs)
+            return [Phase(FINETUNE, epochs, trainable=("reid_net",))]
         out = []
         if self.schedule.pretrain_epochs > 0:
             out.append(Phase(PRETRAIN, self.schedule.pretrain_epochs, trainable=("sr_net", "reid_net")))
@@ -214,6 +234,7 @@ class PRIMethod(Method):
 
     def on_epoch_start(self, phase: Phase, epoch: int, ctx: EpochContext) -> None:
         self._refresh_epoch = False
+        self._epoch_label_hits = [0, 0]
         if phase.name != JOINT or self.loss_cfg.lambda_p <= 0:
             return
         self._refresh_epoch = should_refresh(epoch, self.loss_cfg.omega, ctx.rng)
@@ -223,6 +244,8 @@ class PRIMethod(Method):
 
     # ------------------------------------------------------------------------------------------ step
     def training_step(self, batch: dict, phase: Phase, epoch: int) -> dict[str, torch.Tensor]:
+        if phase.name == FINETUNE:
+            return self._finetune_step(batch)
         cfg = self.loss_cfg
         x_l, x_h, pids = batch["x_l"], batch["x_h"], batch["pid"].long()
         lr_hw = batch.get("lr_hw")
@@ -241,7 +264,7 @@ class PRIMethod(Method):
 
         loss_p = zero
         if phase.name == JOINT:
-            x_rp_net, loss_p, pred_idx = self._joint_lr_branch(x_l, x_h, batch["lr_index"], lr_hw)
+            x_rp_net, loss_p, pred_idx = self._joint_lr_branch(x_l, x_h, batch["lr_index"], lr_hw, pids)
             scale_values = torch.tensor(self.scales, dtype=torch.float32, device=pred_idx.device)
             out["pred_scale"] = scale_values[pred_idx].mean()  # mean predicted scale, for the log
         else:
@@ -271,6 +294,21 @@ class PRIMethod(Method):
                 out["p_kl"] = self._last_kl
         return out
 
+    def _finetune_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The "fine-tuned, no SR" baseline: L_id and L_tri on F(x_l resized to F's input) and F(x_h); no G, no P."""
+        cfg = self.loss_cfg
+        x_l, x_h, pids = batch["x_l"], batch["x_h"], batch["pid"].long()
+        images = torch.cat([self.lr_net_inputs(x_l, batch.get("lr_hw")), self.net_input(x_h)])
+        if cfg.random_erasing > 0:
+            images = random_erasing(images, cfg.random_erasing)
+        feats, logits = self.reid_net(images)
+        targets = pids.repeat(2)
+        zero = x_h.new_zeros(())
+        loss_id = losses.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing) if cfg.alpha > 0 else zero
+        loss_tri = losses.triplet_loss(feats, targets, margin=cfg.margin, hard_mining=cfg.hard_mining) if cfg.beta > 0 else zero
+        total = cfg.alpha * loss_id + cfg.beta * loss_tri
+        return {"loss": total, "id": loss_id.detach(), "tri": loss_tri.detach()}
+
     def lr_net_inputs(self, x_l: torch.Tensor, lr_hw: torch.Tensor | None, scale: int | None = None) -> torch.Tensor:
         """F/P's input ``[B, 3, *input_size]`` of each LR image, super-resolved by ``scale`` first (None: not).
 
@@ -293,7 +331,8 @@ class PRIMethod(Method):
         inverse[torch.tensor(order)] = torch.arange(len(order))
         return torch.cat([p.to(parts[0].dtype) for p in parts])[inverse.to(x_l.device)]
 
-    def _joint_lr_branch(self, x_l: torch.Tensor, x_h: torch.Tensor, lr_index: torch.Tensor, lr_hw: torch.Tensor | None = None):
+    def _joint_lr_branch(self, x_l: torch.Tensor, x_h: torch.Tensor, lr_index: torch.Tensor, lr_hw: torch.Tensor | None = None,
+                         pids: torch.Tensor | None = None):
         """F's input of x_rp = G_{r_p}(x_l) with r_p from P; the soft labels (measured if due); L_p."""
         cfg = self.loss_cfg
         # P's input is the data x_l itself: L_p's graph holds no part of G or F.
@@ -309,6 +348,11 @@ class PRIMethod(Method):
             labels = self._soft_labels_of_net_inputs([o.detach() for o in outputs], x_h)
             update = torch.ones_like(measured) if self._refresh_epoch else ~measured
             self.soft_labels.update(lr_index.cpu()[update], labels.cpu()[update])
+            if pids is not None:  # statistics: does the label's argmax rank the true match best in this batch?
+                best = best_ranking_scale(self._last_feats, self._last_anchor, pids, pids)
+                ok = update.to(best.device) & (best >= 0)
+                self._epoch_label_hits[0] += int((labels.argmax(dim=1).to(best.device) == best)[ok].sum())
+                self._epoch_label_hits[1] += int(ok.sum())
             x_rp_net = torch.cat([outputs[int(k)][i:i + 1] for i, k in enumerate(pred_idx)])
         else:
             x_rp_net = torch.empty(len(x_l), 3, *self.input_size, device=x_l.device, dtype=x_l.dtype)
@@ -337,8 +381,68 @@ class PRIMethod(Method):
     def _soft_labels_of_net_inputs(self, net_inputs: Sequence[torch.Tensor], x_h: torch.Tensor) -> torch.Tensor:
         with eval_mode(self.reid_net):
             anchor = self.reid_net(self.net_input(x_h)).float()
-            dists = torch.stack([(self.reid_net(x).float() - anchor).norm(dim=1) for x in net_inputs], dim=1)
-        return scale_factor_metric(dists, self.loss_cfg.gamma)
+            feats = torch.stack([self.reid_net(x).float() for x in net_inputs])  # [N, B, D]
+            dists = (feats - anchor[None]).norm(dim=2).t()  # [B, N]
+        self._last_feats, self._last_anchor = feats, anchor
+        cfg = self.loss_cfg
+        return scale_factor_metric(dists, cfg.gamma, cfg.label_norm, cfg.label_temperature)
+
+    # ------------------------------------------------------------------------------------------ statistics
+    def on_epoch_end(self, phase: Phase, epoch: int, ctx: EpochContext) -> dict[str, float] | None:
+        """Per joint epoch: what the soft labels carry and what P learnt of them (docs/pri.md, "Soft labels").
+
+        ``label_entropy`` / ``label_max_prob``: mean over the table's measured labels (uniform: ln N, 1/N);
+        ``label_best``: share of the labels measured this epoch whose argmax is the scale that ranks the
+        image's true match best among the batch's x_h; ``heldout_*`` (with ``triplets.holdout``): on the
+        held-out training persons, P's argmax against their labels' argmax (``heldout_p_label``) and
+        against their best-ranking scale (``heldout_p_best``, ``heldout_label_best`` for the label).
+        """
+        if phase.name != JOINT or self.loss_cfg.lambda_p <= 0:
+            return None
+        out: dict[str, float] = {}
+        measured = self.soft_labels.measured
+        if bool(measured.any()):
+            stats = label_statistics(self.soft_labels.labels[measured])
+            out["label_entropy"], out["label_max_prob"] = stats["entropy"], stats["max_prob"]
+        hits, count = self._epoch_label_hits
+        if count:
+            out["label_best"] = hits / count
+        out.update(self.heldout_statistics(ctx))
+        return out
+
+    @torch.no_grad()
+    def heldout_statistics(self, ctx: EpochContext | None = None) -> dict[str, float]:
+        """P against the soft labels of the held-out training persons (empty without any)."""
+        ds = self._heldout_dataset
+        if ds is None or len(ds) == 0:
+            return {}
+        if self._heldout_items is None:  # the same x_h draw and no flip every epoch, whatever the run's RNG
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                self._heldout_items = [ds[i] for i in range(len(ds))]
+        device = next(self.parameters()).device
+        labels, p_idx, feats, anchors, pids = [], [], [], [], []
+        with eval_mode(self.sr_net), eval_mode(self.scale_predictor):
+            for start in range(0, len(self._heldout_items), 32):
+                chunk = self._heldout_items[start:start + 32]
+                x_l = torch.stack([c["x_l"] for c in chunk]).to(device)
+                x_h = torch.stack([c["x_h"] for c in chunk]).to(device)
+                lr_hw = torch.stack([c["lr_hw"] for c in chunk])
+                outputs = [self.lr_net_inputs(x_l, lr_hw, s) for s in self.scales]
+                labels.append(self._soft_labels_of_net_inputs(outputs, x_h).cpu())
+                feats.append(self._last_feats.cpu())
+                anchors.append(self._last_anchor.cpu())
+                pids.append(torch.tensor([int(c["pid"]) for c in chunk]))
+                p_idx.append(self.scale_predictor(self.lr_net_inputs(x_l, lr_hw)).argmax(dim=1).cpu())
+        labels, p_idx, pids = torch.cat(labels), torch.cat(p_idx), torch.cat(pids)
+        best = best_ranking_scale(torch.cat(feats, dim=1), torch.cat(anchors), pids, pids)
+        ok = best >= 0
+        label_idx = labels.argmax(dim=1)
+        return {
+            "heldout_p_label": float((p_idx == label_idx).float().mean()),
+            "heldout_p_best": float((p_idx == best)[ok].float().mean()) if ok.any() else float("nan"),
+            "heldout_label_best": float((label_idx == best)[ok].float().mean()) if ok.any() else float("nan"),
+        }
 
     # ------------------------------------------------------------------------------------------ state
     def extra_state(self) -> dict[str, torch.Tensor]:

@@ -8,6 +8,19 @@ Eq. 3 turns the distances into a label over the scales::
 
 ``gamma`` is odd so that a scale closer than average to the HR anchor keeps a positive score (an
 odd power keeps the sign); ``gamma = 0`` gives the uniform label (the paper's degenerate case).
+The paper's formula is tied to the scale of F's features: it was tuned on un-normalised 512-d
+ResNet-50 features trained with a triplet margin of 10, where the d_i of one image differ by whole
+units.  With smaller features (lrreid's F, a BN-neck feature, a fine-tuned re-ID encoder) the d_i
+differ by a few hundredths and the label is flat (docs/pri.md, "Soft labels": measured).  So the
+distances can first be divided by a per-image spread ``s`` (``label_norm``) and the result by a
+temperature ``T`` (``label_temperature``)::
+
+    l = softmax(((mean(d) - d) / s) ** gamma / T)       s = 1 (none), mean(d) (mean), std(d) (std)
+
+``label_norm: none`` with ``T = 1`` is Eq. 3 exactly.  With ``mean`` the label depends only on the
+relative differences of the distances, so multiplying F's features by a constant leaves it
+unchanged; gamma keeps its role (an odd power of the centred distances, sign kept).
+
 The labels are stored per training LR image in :class:`SoftLabelTable` and refreshed every
 ``omega`` epochs (:func:`should_refresh`).
 """
@@ -26,18 +39,66 @@ def check_gamma(gamma: int) -> int:
     return gamma
 
 
-def scale_factor_metric(distances: torch.Tensor, gamma: int = 1) -> torch.Tensor:
+LABEL_NORMS = ("none", "mean", "std")
+
+
+def scale_factor_metric(distances: torch.Tensor, gamma: int = 1, norm: str = "none", temperature: float = 1.0) -> torch.Tensor:
     """Eq. 3: soft labels ``[B, N]`` from feature distances ``[B, N]`` to the HR anchor.
+
+    ``norm`` divides the centred distances by a per-image spread first (module docstring);
+    ``norm="none", temperature=1`` is the paper's formula.
 
     Example::
 
         >>> scale_factor_metric(torch.tensor([[1.0, 2.0, 3.0]]), gamma=1)
         tensor([[0.6652, 0.2447, 0.0900]])
+        >>> scale_factor_metric(torch.tensor([[0.01, 0.02, 0.03]]), gamma=1)   # small features: flat
+        tensor([[0.3367, 0.3333, 0.3300]])
+        >>> scale_factor_metric(torch.tensor([[0.01, 0.02, 0.03]]), norm="mean", temperature=0.5)
+        tensor([[0.6652, 0.2447, 0.0900]])
     """
     check_gamma(gamma)
+    if norm not in LABEL_NORMS:
+        raise ConfigError(f"loss.label_norm must be one of {', '.join(LABEL_NORMS)}, got {norm!r}")
+    if not temperature > 0:
+        raise ConfigError(f"loss.label_temperature must be > 0, got {temperature!r}")
     centred = distances.mean(dim=1, keepdim=True) - distances
+    if norm == "mean":
+        centred = centred / distances.mean(dim=1, keepdim=True).clamp_min(1e-12)
+    elif norm == "std":
+        centred = centred / distances.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-12)
     # torch.pow with an integer exponent keeps the sign of negative bases for odd gamma.
-    return torch.pow(centred, gamma).softmax(dim=1)
+    return (torch.pow(centred, gamma) / temperature).softmax(dim=1)
+
+
+def label_statistics(labels: torch.Tensor) -> dict[str, float]:
+    """Mean entropy (nats) and mean max-probability of soft labels ``[B, N]`` (uniform: ln N and 1/N)."""
+    entropy = -(labels * labels.clamp_min(1e-12).log()).sum(dim=1)
+    return {"entropy": float(entropy.mean()), "max_prob": float(labels.max(dim=1).values.mean())}
+
+
+def best_ranking_scale(feats: torch.Tensor, anchors: torch.Tensor, query_pids: torch.Tensor, anchor_pids: torch.Tensor) -> torch.Tensor:
+    """Per LR image, the scale index at which its true match ranks best among ``anchors``.
+
+    ``feats`` ``[N, B, D]``: F's feature of each of B LR images at each of N scales; ``anchors``
+    ``[A, D]`` with ``anchor_pids`` ``[A]``: the HR images to rank (e.g. the batch's x_h).  Rank =
+    1 + the number of other persons' anchors nearer than the nearest true one; ties go to the larger
+    margin (nearest wrong minus nearest true distance), then to the smaller scale -- the rule of the
+    ``ideal`` predictor in evaluation.  What "the scale that ranks the true match best" means for the
+    per-epoch statistics; ``-1`` where an image has no true anchor.
+    """
+    dist = torch.cdist(feats.float(), anchors.float()[None].expand(feats.shape[0], -1, -1))  # [N, B, A]
+    true = query_pids[:, None] == anchor_pids[None, :]  # [B, A]
+    inf = torch.tensor(float("inf"), device=dist.device)
+    min_true = torch.where(true[None], dist, inf).min(dim=2).values  # [N, B]
+    min_wrong = torch.where(~true[None], dist, inf).min(dim=2).values
+    rank = 1 + ((dist < min_true[..., None]) & ~true[None]).sum(dim=2)  # [N, B]
+    margin = min_wrong - min_true
+    margin = torch.where(torch.isfinite(margin), margin, -min_true)  # no wrong anchor: the nearer true match wins
+    best_rank = rank.min(dim=0).values
+    score = torch.where(rank == best_rank[None], margin, torch.tensor(float("-inf"), device=dist.device))
+    best = score.argmax(dim=0)  # first maximum: the smaller scale on exact ties
+    return torch.where(true.any(dim=1), best, torch.full_like(best, -1))
 
 
 def one_hot_labels(soft: torch.Tensor) -> torch.Tensor:

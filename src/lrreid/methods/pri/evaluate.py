@@ -35,6 +35,7 @@ import torch
 
 from lrreid.errors import ImageReadError, ProtocolError
 from lrreid.evaluation import RankResult, evaluate_rank, summarize
+from lrreid.evaluation.distance import pairwise_distance
 from lrreid.inference.pipeline import probe_side_limit, probe_too_small
 from lrreid.methods.base import EpochContext, EvalReport
 from lrreid.methods.pri.data import load_image
@@ -306,6 +307,13 @@ def evaluate_predictors(method, splits: Sequence, ctx: EpochContext) -> PRIEvalu
 NO_SR, FINETUNED_NO_SR = "no SR", "fine-tuned, no SR"
 
 
+def retrieval_metric(method) -> str:
+    """The distance F's features are compared with: its weights' own (cosine for Intel's re-ID
+    networks, see lrreid.models.reid.encoder.InputSpec), Euclidean for F with a new head."""
+    spec = getattr(getattr(method, "reid_net", None), "input_spec", None)
+    return spec.distance if spec is not None else "euclidean"
+
+
 def no_sr_row_name(method) -> str:
     """``fine-tuned, no SR`` for the baseline model of ``schedule.mode: finetune``, else ``no SR``."""
     return FINETUNED_NO_SR if getattr(method, "finetune_only", False) else NO_SR
@@ -322,11 +330,12 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
     q_pids = np.array([r.pid for r in query]); q_cams = np.array([r.camid for r in query])
     g_pids = np.array([r.pid for r in gallery]); g_cams = np.array([r.camid for r in gallery])
     max_rank = min(50, len(gallery))
+    metric = retrieval_metric(method)
     finetune_only = getattr(method, "finetune_only", False)
     if "nosr" in cfg.predictors or finetune_only:
         # the probe resized bicubically straight to F's input, as the gallery: no G
         nosr = embed_gallery(method, query, ctx, batch_size)
-        dist = torch.cdist(nosr, g_feats).numpy()
+        dist = pairwise_distance(nosr, g_feats, metric).numpy()
         result.results[no_sr_row_name(method)].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
     if finetune_only or not set(cfg.predictors) - {"nosr"}:  # finetune: G and P were never trained
         num = len(method.scales)
@@ -335,7 +344,7 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
         return
     q_feats, probs = embed_probes_at_scales(method, images, ctx, batch_size)
 
-    dists = torch.stack([torch.cdist(q_feats[k], g_feats) for k in range(len(method.scales))]).numpy()  # [N, Q, G]
+    dists = torch.stack([pairwise_distance(q_feats[k], g_feats, metric) for k in range(len(method.scales))]).numpy()  # [N, Q, G]
     per_scale = [first_match_rank_and_ap(d, q_pids, g_pids, q_cams, g_cams, with_margin=True) for d in dists]
     ranks, aps, margins = (np.stack([item[j] for item in per_scale]) for j in range(3))
     areas = np.array([img.shape[-2] * img.shape[-1] for img in images], dtype=np.float64)

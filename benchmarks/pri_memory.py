@@ -1,8 +1,8 @@
 """Benchmark: peak resident memory of one CAVIAR4REID split of the PRI CPU recipe.
 
 Target (issue 12, docs/pri.md): peak RSS <= 3 GB for ``lrreid train configs/pri_caviar_cpu.yaml``
-on split 0 (training, then the end-of-run evaluation of that split); about 4 GB before the LR
-canvas was bounded by the HR canvas.
+on split 0 (training, then the end-of-run evaluation of that split): 4.15 GB (--quick) before issue 12's
+memory fix, 2.51 GB after it (docs/pri.md says where it went).
 
 The run is a child process (``python -m lrreid.cli train ...`` with this checkout's ``src`` first on
 PYTHONPATH, started from the repository root so that ``../shared/data/CAVIAR4REID`` resolves); its

@@ -125,3 +125,36 @@ def test_eval_output_is_clamped_and_batch_items_are_independent():
         out = net(x, 1.5)
         assert out.min() >= 0 and out.max() <= 1
         assert torch.allclose(out[1:2], net(x[1:2], 1.5), atol=1e-6)
+
+
+def test_dense_concatenations_are_not_kept_for_backward():
+    """Issue 12: autograd keeps an RDB's parts, not each growing concatenation; same outputs and gradients."""
+    import gc
+    import weakref
+
+    from lrreid.models.sr.rdn_metasr import MetaRDN, on_concatenation
+
+    conv = torch.nn.Conv2d(6, 4, 3, padding=1)
+    parts = [torch.rand(2, 2, 5, 4, requires_grad=True), torch.rand(2, 4, 5, 4, requires_grad=True)]
+    seen = []
+    conv.register_forward_pre_hook(lambda mod, args: seen.append(weakref.ref(args[0])))
+    out = on_concatenation(conv, parts)
+    gc.collect()
+    assert seen[0]() is None                     # the concatenation is gone, the graph still works
+    out.square().sum().backward()
+    grads = [p.grad.clone() for p in (*parts, conv.weight)]
+    for p in (*parts, conv.weight):
+        p.grad = None
+    conv(torch.cat(parts, 1)).square().sum().backward()
+    for g, p in zip(grads, (*parts, conv.weight)):
+        torch.testing.assert_close(g, p.grad)
+
+    torch.manual_seed(0)
+    net = MetaRDN(G0=8, D=2, C=3, G=4)
+    x = torch.rand(2, 3, 9, 7)
+    y = net(x, 2)
+    rdb = net.RDBs[0]
+    h = torch.rand(2, 8, 9, 7)
+    torch.testing.assert_close(rdb(h), rdb.LFF(rdb.convs(h)) + h, rtol=0, atol=0)
+    y.mean().backward()
+    assert all(p.grad is not None for p in net.RDBs.parameters())

@@ -100,6 +100,9 @@ def configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from lrreid.utils.memory import fix_malloc_mmap_threshold
+
+    fix_malloc_mmap_threshold()  # freed activations go back to the system (lrreid.utils.memory)
     configure_logging()
     _load_commands()
     try:

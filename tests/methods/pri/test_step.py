@@ -186,3 +186,24 @@ def test_finetune_baseline_trains_f_alone_on_lr_and_hr_images(tiny_pri, batch, e
     assert [g["name"] for g in m.param_groups(phase)] == ["reid_net.backbone", "reid_net.head"]
     assert m.on_epoch_end(phase, 0, epoch_ctx()) is None
     assert [p.epochs for p in tiny_pri(schedule=PRIScheduleConfig(mode="finetune", finetune_epochs=7)).phases()] == [7]
+
+
+def test_remeasuring_step_keeps_a_graph_of_the_chosen_scale_only(tiny_pri, batch, epoch_ctx):
+    """Issue 12: the soft labels need G at every scale but no gradient; only x_rp = G_{r_p}(x_l) and
+    G(x_sl) go through G with a graph (they used to keep G's graph at every scale of the whole batch),
+    and the step computes the same losses as a step that does not re-measure."""
+    m = tiny_pri(loss=PRILossConfig(omega=2))
+    joint = m.phases()[1]
+    b = batch()
+    rows_with_graph = []
+    m.sr_net.register_forward_hook(lambda mod, args, out: rows_with_graph.append(len(args[0])) if out.requires_grad else None)
+    _start(m, joint, 0, epoch_ctx())            # epoch 0: re-measures
+    torch.manual_seed(5)
+    measured = m(b, joint, 0)
+    assert m.soft_labels.measured[:8].all()
+    assert sum(rows_with_graph) == 2 * len(b["x_l"])   # x_sl, and each x_l once at its predicted scale
+    _start(m, joint, 1, epoch_ctx())            # epoch 1: labels known, same weights
+    torch.manual_seed(5)
+    plain = m(b, joint, 1)
+    for k in ("loss", "sr", "id", "tri", "p"):
+        torch.testing.assert_close(measured[k], plain[k], rtol=1e-5, atol=1e-6)

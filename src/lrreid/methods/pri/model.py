@@ -343,9 +343,15 @@ class PRIMethod(Method):
         measure = use_labels and (self._refresh_epoch or not bool(measured.all()))
 
         if measure:
-            # Every scale is needed for the metric; x_rp is picked from the same outputs.
-            outputs = [self.lr_net_inputs(x_l, lr_hw, s) for s in self.scales]
-            labels = self._soft_labels_of_net_inputs([o.detach() for o in outputs], x_h)
+            # Every scale is needed for the metric, but no gradient: the labels are constants (Eq. 3).
+            # Memory: G's graph at every scale of the whole batch, kept alive by the few rows x_rp
+            # took from each, was most of the peak RSS of the CPU recipe (issue 12); x_rp is made
+            # below with a graph of its own rows only (G has no batch statistics, so the rows of
+            # G(x_l) and G(x_l[rows]) are the same numbers).
+            with torch.no_grad():
+                outputs = [self.lr_net_inputs(x_l, lr_hw, s) for s in self.scales]
+                labels = self._soft_labels_of_net_inputs(outputs, x_h)
+            del outputs
             update = torch.ones_like(measured) if self._refresh_epoch else ~measured
             self.soft_labels.update(lr_index.cpu()[update], labels.cpu()[update])
             if pids is not None:  # statistics: does the label's argmax rank the true match best in this batch?
@@ -353,13 +359,7 @@ class PRIMethod(Method):
                 ok = update.to(best.device) & (best >= 0)
                 self._epoch_label_hits[0] += int((labels.argmax(dim=1).to(best.device) == best)[ok].sum())
                 self._epoch_label_hits[1] += int(ok.sum())
-            x_rp_net = torch.cat([outputs[int(k)][i:i + 1] for i, k in enumerate(pred_idx)])
-        else:
-            x_rp_net = torch.empty(len(x_l), 3, *self.input_size, device=x_l.device, dtype=x_l.dtype)
-            for k in pred_idx.unique().tolist():
-                rows = (pred_idx == k).nonzero().flatten()
-                hw = None if lr_hw is None else lr_hw[rows.cpu()]
-                x_rp_net[rows] = self.lr_net_inputs(x_l[rows], hw, self.scales[k]).to(x_rp_net.dtype)
+        x_rp_net = self._lr_net_inputs_at(x_l, lr_hw, pred_idx)
 
         loss_p = x_l.new_zeros(())
         if use_labels:
@@ -371,6 +371,15 @@ class PRIMethod(Method):
             entropy = -(target * target.clamp_min(1e-12).log()).sum(1).mean()
             self._last_kl = (loss_p.detach() - entropy).clamp_min(0.0)
         return x_rp_net, loss_p, pred_idx
+
+    def _lr_net_inputs_at(self, x_l: torch.Tensor, lr_hw: torch.Tensor | None, scale_idx: torch.Tensor) -> torch.Tensor:
+        """F's input of ``G_{scales[k_i]}(x_l[i])`` for each row ``i``: one G pass per scale, on its rows only."""
+        x_rp_net = torch.empty(len(x_l), 3, *self.input_size, device=x_l.device, dtype=x_l.dtype)
+        for k in scale_idx.unique().tolist():
+            rows = (scale_idx == k).nonzero().flatten()
+            hw = None if lr_hw is None else lr_hw[rows.cpu()]
+            x_rp_net[rows] = self.lr_net_inputs(x_l[rows], hw, self.scales[k]).to(x_rp_net.dtype)
+        return x_rp_net
 
     @torch.no_grad()
     def measure_soft_labels(self, sr_outputs: Sequence[torch.Tensor], x_h: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ Example::
 """
 from lrreid.evaluation.distance import distance_chunks, pairwise_distance, topk_neighbors
 from lrreid.evaluation.metrics import RankResult, evaluate_features, evaluate_rank
-from lrreid.evaluation.summary import summarize
+from lrreid.evaluation.summary import mean_std, mean_std_per_key, summarize
 
 __all__ = ["RankResult", "evaluate_rank", "evaluate_features", "pairwise_distance", "topk_neighbors",
-           "distance_chunks", "summarize"]
+           "distance_chunks", "summarize", "mean_std", "mean_std_per_key"]

@@ -35,6 +35,7 @@ import torch
 
 from lrreid.errors import ImageReadError, ProtocolError
 from lrreid.evaluation import RankResult, evaluate_rank, summarize
+from lrreid.evaluation.distance import smallest_k
 from lrreid.inference.pipeline import probe_side_limit, probe_too_small
 from lrreid.methods.base import EpochContext, EvalReport
 from lrreid.methods.pri.data import load_image
@@ -357,7 +358,7 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
         dist = dists[choice, rows]
         result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
     k = min(TOPK, len(gallery))
-    topk = np.argsort(dists, axis=2, kind="stable")[:, :, :k]
+    topk = smallest_k(dists, k)[1]  # [N, Q, k], ties in gallery order
     result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, ranks, skipped))
 
 

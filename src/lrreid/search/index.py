@@ -22,7 +22,7 @@ with ``nprobe`` lists) and ``hnsw`` (faiss HNSW-Flat, ``M`` links, ``efSearch``)
 galleries; their recall@10 against exact search is measured by ``check=True`` (``lrreid index
 --check``).  Exact search is the brute force of faiss's ``IndexFlatL2``/``IndexFlatIP`` (which hold
 nothing but this feature array), done with one numpy matrix product per block of gallery rows and
-``argpartition``: measured 3.3x faster than faiss's flat search on a 1M x 512 gallery here, whose
+a top-k per block (lrreid.evaluation.distance.smallest_k): measured 3.3x faster than faiss's flat search on a 1M x 512 gallery here, whose
 bundled BLAS is slower than numpy's (benchmarks/search.py, docs/search.md).
 """
 from __future__ import annotations

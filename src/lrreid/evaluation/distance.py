@@ -193,6 +193,32 @@ def topk_neighbors(qf, gf, k: int, metric: str = "euclidean",
     return out_d, out_i
 
 
+def smallest_k(d, k: int):
+    """The ``k`` smallest entries along the last axis of ``d``: ``(values, indices)``, sorted.
+
+    The one top-k of lrreid (:func:`topk_neighbors`, ``search.index.exact_topk`` and PRI's
+    neighbour lists use it): equal values are ordered by index, and when several tie at the k-th
+    place the lowest indices are kept, i.e. exactly ``np.argsort(d, kind="stable")[..., :k]``,
+    without sorting whole rows.  ``d`` is a numpy array (numpy arrays back) or a tensor (tensors
+    back) of any number of leading axes.
+
+    >>> smallest_k(np.array([[3.0, 1.0, 1.0, 0.0]]), 2)
+    (array([[0., 1.]]), array([[3, 1]]))
+    """
+    is_numpy = not isinstance(d, torch.Tensor)
+    t = torch.from_numpy(np.array(d) if not (isinstance(d, np.ndarray) and d.flags.writeable) else d) if is_numpy else d
+    n = t.shape[-1]
+    if not 0 <= k <= n:
+        raise ProtocolError(f"k={k} smallest entries requested but there are {n}")
+    flat = t.reshape(int(np.prod(t.shape[:-1])), n)
+    if k == 0 or flat.shape[0] == 0:
+        vals, idx = flat[:, :k], torch.zeros(flat.shape[0], k, dtype=torch.long, device=flat.device)
+    else:
+        vals, idx = _stable_topk(flat, k)
+    vals, idx = vals.reshape(*t.shape[:-1], k), idx.reshape(*t.shape[:-1], k)
+    return (vals.numpy(), idx.numpy()) if is_numpy else (vals, idx)
+
+
 def _stable_topk(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """torch.topk, made deterministic: ties ordered (and cut at the k-th place) by column index."""
     num_g = d.shape[1]

@@ -134,6 +134,36 @@ def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, *, metric: str
     return ranker.result(map_blocks(rank, range(0, q.shape[0], rows)))
 
 
+def true_match_ranks(distmat, q_pids, g_pids, q_camids, g_camids) -> list[np.ndarray]:
+    """Per query, the 1-based ranks of its true matches among its kept gallery entries, ascending
+    (an empty array for a query without a true match).
+
+    The ranking :func:`evaluate_rank` computes its metrics from (same protocol, same tie rule:
+    gallery order), for callers that need per-query numbers, such as PRI's ideal scale.  Unlike
+    :func:`evaluate_rank` it does not raise or log when queries have no true match.
+
+    Example::
+
+        >>> d = np.array([[0.1, 0.5, 0.3], [0.2, 0.1, 0.4]])
+        >>> [r.tolist() for r in true_match_ranks(d, [1, 3], [1, 1, 2], [0, 0], [1, 2, 1])]
+        [[1, 3], []]
+    """
+    dist = _check_distance_matrix(distmat)
+    num_q, num_g = dist.shape
+    ranker = _TrueMatchRanker(q_pids, g_pids, q_camids, g_camids, num_q=num_q, num_g=num_g, max_rank=1,
+                              single_gallery_shot=False, num_repeats=1, seed=0, keep_ranks=True)
+    rows = default_chunk_rows(num_g, _BLOCK_ELEMENTS)
+
+    def rank(start: int) -> _Tally:
+        return ranker.rank_block(start, _float_block(dist[start:start + rows]))
+
+    out = [np.zeros(0, dtype=np.int64)] * num_q
+    for tally in map_blocks(rank, range(0, num_q, rows)):
+        for row, ranks in tally.match_ranks.items():
+            out[row] = ranks
+    return out
+
+
 # --------------------------------------------------------------------------- input checks
 
 def _check_distance_matrix(distmat):
@@ -187,7 +217,8 @@ class _TrueMatchRanker:
     """
 
     def __init__(self, q_pids, g_pids, q_camids, g_camids, *, num_q: int, num_g: int, max_rank: int,
-                 single_gallery_shot: bool, num_repeats: int, seed: int, strategy: str = "auto"):
+                 single_gallery_shot: bool, num_repeats: int, seed: int, strategy: str = "auto",
+                 keep_ranks: bool = False):
         self.q_pids = _as_ids(q_pids, "q_pids", num_q, "queries (distmat rows)")
         self.g_pids = _as_ids(g_pids, "g_pids", num_g, "gallery entries (distmat columns)")
         self.q_cams = _as_ids(q_camids, "q_camids", num_q, "queries (distmat rows)")
@@ -203,6 +234,7 @@ class _TrueMatchRanker:
         if strategy not in ("auto", "sort"):
             raise ValueError(f"unknown strategy {strategy!r}")
         self.num_q, self.num_g, self.max_rank, self.strategy = num_q, num_g, int(max_rank), strategy
+        self.keep_ranks = keep_ranks  # tallies keep every query's true-match ranks (true_match_ranks)
         self.num_bins = int(min(4096, max(16, num_g // 4)))
         self.rows_sorted = 0  # set by result(): rows ranked by the sorting fallback
 
@@ -233,7 +265,7 @@ class _TrueMatchRanker:
     def rank_block(self, start: int, x: torch.Tensor) -> "_Tally":
         """Rank query rows ``start .. start + len(x) - 1`` (distances ``x``); blocks are independent."""
         num_rows = x.shape[0]
-        tally = _Tally(self.max_rank, num_rows)
+        tally = _Tally(self.max_rank, num_rows, keep_ranks=self.keep_ranks)
         rows = slice(start, start + num_rows)
         if torch.isnan(x.sum()):  # a NaN makes the sum NaN (so do +inf and -inf together: check exactly)
             nan = torch.isnan(x)
@@ -258,14 +290,14 @@ class _TrueMatchRanker:
             idx = torch.nonzero(by_hist).flatten()
             sub = same.select(idx, all_rows=bool(by_hist.all()))
             xs = x if by_hist.all() else x[idx]
-            done = self._rank_by_histogram(xs, sub, pmin[idx], pmax[idx], tally)
+            done = self._rank_by_histogram(xs, sub, pmin[idx], pmax[idx], tally, start + idx)
             by_hist[idx[~done]] = False
         by_sort = valid & ~by_hist
         if by_sort.any():
             idx = torch.nonzero(by_sort).flatten()
             tally.rows_sorted = idx.numel()
             self._rank_by_sorting(x[idx], torch.from_numpy(self.q_pids[rows])[idx],
-                                  torch.from_numpy(self.q_cams[rows])[idx], tally)
+                                  torch.from_numpy(self.q_cams[rows])[idx], tally, start + idx)
         if self.single_gallery_shot:
             idx = torch.nonzero(valid).flatten()
             self._single_shot_ranks(x, same, idx, self.q_group[rows], tally)
@@ -288,7 +320,7 @@ class _TrueMatchRanker:
                              count=torch.from_numpy(counts), num_kept=kept.sum(dim=1))
 
     def _rank_by_histogram(self, x: torch.Tensor, same: "_SameIdentity", pmin, pmax,
-                           tally: "_Tally") -> torch.Tensor:
+                           tally: "_Tally", query_rows: torch.Tensor) -> torch.Tensor:
         """Ranks the true matches of each row without sorting the row; returns which rows it did."""
         num_rows, num_g = x.shape
         nbins = self.num_bins
@@ -333,10 +365,11 @@ class _TrueMatchRanker:
         kept_before = kept.long().cumsum(dim=1) - kept.long()
         rank = below + in_bin_before - position + kept_before + 1
         sel = torch.nonzero(done).flatten()
-        tally.add(rank[sel], kept[sel], kept_before[sel])
+        tally.add(rank[sel], kept[sel], kept_before[sel], query_rows[sel])
         return done
 
-    def _rank_by_sorting(self, x: torch.Tensor, q_pid: torch.Tensor, q_cam: torch.Tensor, tally: "_Tally") -> None:
+    def _rank_by_sorting(self, x: torch.Tensor, q_pid: torch.Tensor, q_cam: torch.Tensor, tally: "_Tally",
+                         query_rows: torch.Tensor) -> None:
         """Reference path: stable-sort whole rows and read the ranks off the sorted identities."""
         step = default_chunk_rows(x.shape[1], _BLOCK_ELEMENTS // 4)
         for s in range(0, x.shape[0], step):
@@ -346,7 +379,7 @@ class _TrueMatchRanker:
             true_match = same & ~removed
             rank = torch.cumsum(~removed, dim=1)  # 1-based rank among kept entries
             kept_before = torch.cumsum(true_match, dim=1) - true_match.long()
-            tally.add(rank, true_match, kept_before)
+            tally.add(rank, true_match, kept_before, query_rows[s:s + step])
 
     def _single_shot_ranks(self, x: torch.Tensor, same: "_SameIdentity", rows: torch.Tensor,
                            q_group: np.ndarray, tally: "_Tally") -> None:
@@ -395,7 +428,7 @@ def _rank_counts(ranks: torch.Tensor, max_rank: int) -> np.ndarray:
 class _Tally:
     """Sums over the valid queries of one block (or, merged, of all blocks)."""
 
-    def __init__(self, max_rank: int, num_rows: int):
+    def __init__(self, max_rank: int, num_rows: int, keep_ranks: bool = False):
         self.max_rank = max_rank
         self.num_rows = num_rows
         self.first_rank_counts = np.zeros(max_rank + 1, dtype=np.int64)  # [r]: first true match at rank r
@@ -405,12 +438,19 @@ class _Tally:
         self.num_valid = 0
         self.num_skipped = 0
         self.rows_sorted = 0  # rows ranked by the sorting fallback (the benchmark reports it)
+        self.keep_ranks = keep_ranks
+        self.match_ranks: dict[int, np.ndarray] = {}  # with keep_ranks: query row -> true-match ranks
 
-    def add(self, rank: torch.Tensor, true_match: torch.Tensor, kept_before: torch.Tensor) -> None:
-        """Add rows given, per row, the rank of every true match (other positions are ignored) and the
-        number of true matches before it."""
+    def add(self, rank: torch.Tensor, true_match: torch.Tensor, kept_before: torch.Tensor,
+            query_rows: torch.Tensor) -> None:
+        """Add rows (queries ``query_rows``) given, per row, the rank of every true match (other
+        positions are ignored, true matches in ascending rank order) and the number of true matches
+        before it."""
         if rank.shape[0] == 0:
             return
+        if self.keep_ranks:
+            for row, r, t in zip(query_rows.tolist(), rank, true_match):
+                self.match_ranks[row] = r[t].numpy().astype(np.int64)
         n = true_match.sum(dim=1)
         first = torch.where(true_match, rank, torch.iinfo(torch.int64).max).amin(dim=1)
         last = torch.where(true_match, rank, 0).amax(dim=1)
@@ -429,6 +469,7 @@ class _Tally:
         self.num_valid += other.num_valid
         self.num_skipped += other.num_skipped
         self.rows_sorted += other.rows_sorted
+        self.match_ranks.update(other.match_ranks)
 
 
 @dataclass

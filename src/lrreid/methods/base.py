@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from lrreid.errors import CheckpointError
+from lrreid.evaluation.summary import mean_std
 from lrreid.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -375,7 +376,7 @@ def combine_split_reports(reports: Sequence[EvalReport], names: Sequence[str]) -
     """One report from per-split reports of one model per split: per row, mean and std over splits.
 
     Each report counts as one sample (its std, if any, is replaced); ``std`` is the population
-    standard deviation (ddof=0, as :func:`lrreid.evaluation.summarize`).  A row or metric missing
+    standard deviation (ddof=0, :func:`lrreid.evaluation.summary.mean_std`).  A row or metric missing
     in some splits is combined over the splits that have it, and a note says which are missing.
     ``counts`` (such as PRI's scale histogram) are summed over the splits; every note is kept,
     prefixed by its split's name.
@@ -427,8 +428,7 @@ def combine_split_reports(reports: Sequence[EvalReport], names: Sequence[str]) -
                 absent = [name for name, row in present if metric not in row.metrics]
                 missing_notes.append(f"{row_name!r} has no {metric} in {', '.join(absent)}: "
                                      f"its {metric} is over the other {len(values)} split(s)")
-            means[metric] = float(np.mean(values))
-            stds[metric] = float(np.std(values))
+            means[metric], stds[metric] = mean_std(values)
         out.add(row_name, means, std=stds)
 
     kept: list[str] = []

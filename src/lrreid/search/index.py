@@ -22,7 +22,7 @@ with ``nprobe`` lists) and ``hnsw`` (faiss HNSW-Flat, ``M`` links, ``efSearch``)
 galleries; their recall@10 against exact search is measured by ``check=True`` (``lrreid index
 --check``).  Exact search is the brute force of faiss's ``IndexFlatL2``/``IndexFlatIP`` (which hold
 nothing but this feature array), done with one numpy matrix product per block of gallery rows and
-``argpartition``: measured 3.3x faster than faiss's flat search on a 1M x 512 gallery here, whose
+a top-k per block (lrreid.evaluation.distance.smallest_k): measured 3.3x faster than faiss's flat search on a 1M x 512 gallery here, whose
 bundled BLAS is slower than numpy's (benchmarks/search.py, docs/search.md).
 """
 from __future__ import annotations
@@ -44,6 +44,7 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 import faiss  # noqa: E402
 
 from lrreid.errors import DatasetLayoutError, ImageReadError, IndexMismatchError, LrreidError
+from lrreid.evaluation.distance import smallest_k
 from lrreid.utils.atomic import atomic_path, atomic_write_json
 from lrreid.utils.logging import get_logger
 
@@ -182,7 +183,7 @@ def exact_topk(features: np.ndarray, queries: np.ndarray, k: int, metric: str = 
     """Exact k nearest gallery rows per query: ``(distances [Q, k], rows [Q, k])``, nearest first.
 
     One matrix product per block of ``block`` gallery rows (``features`` may be memory-mapped),
-    ``argpartition`` for each block's k best and a merge; memory is O(Q x block).  Distances are
+    :func:`lrreid.evaluation.distance.smallest_k` for each block's k best and a merge; memory is O(Q x block).  Distances are
     those of the evaluation (:mod:`lrreid.evaluation.distance`): Euclidean, or 1 - cosine; ties
     are ordered by gallery row.
 
@@ -203,14 +204,13 @@ def exact_topk(features: np.ndarray, queries: np.ndarray, k: int, metric: str = 
             score = (q @ g.T) / -np.maximum(np.linalg.norm(g, axis=1), 1e-12)[None, :]
         else:  # score = |g|^2 - 2 q.g = d^2 - |q|^2
             score = np.einsum("ij,ij->i", g, g)[None, :] - 2.0 * (q @ g.T)
-        kk = min(k, g.shape[0])
-        part = np.argpartition(score, kk - 1, axis=1)[:, :kk] if kk < g.shape[0] else np.broadcast_to(
-            np.arange(g.shape[0]), score.shape)
-        best_s = np.concatenate([best_s, np.take_along_axis(score, part, axis=1)], axis=1)
+        part_s, part = smallest_k(score, min(k, g.shape[0]))
+        # Winners so far (lower rows) first, each part in (score, row) order: ties stay in row order.
+        best_s = np.concatenate([best_s, part_s], axis=1)
         best_i = np.concatenate([best_i, part + start], axis=1)
         if best_s.shape[1] > k:
-            keep = np.argpartition(best_s, k - 1, axis=1)[:, :k]
-            best_s, best_i = np.take_along_axis(best_s, keep, axis=1), np.take_along_axis(best_i, keep, axis=1)
+            best_s, keep = smallest_k(best_s, k)
+            best_i = np.take_along_axis(best_i, keep, axis=1)
     # The k winners' distances computed directly: |q|^2 + |g|^2 - 2 q.g loses the small ones to
     # float32 cancellation (a duplicate image would show ~1e-3 instead of 0).
     rows, where = np.unique(best_i, return_inverse=True)  # sorted rows: one pass over a memory map

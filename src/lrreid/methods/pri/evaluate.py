@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from lrreid.errors import ImageReadError, ProtocolError
-from lrreid.evaluation import RankResult, evaluate_rank, summarize
-from lrreid.evaluation.distance import pairwise_distance
+from lrreid.evaluation import RankResult, evaluate_rank, summarize, true_match_ranks
+from lrreid.evaluation.distance import pairwise_distance, smallest_k
 from lrreid.inference.pipeline import probe_side_limit, probe_too_small
 from lrreid.methods.base import EpochContext, EvalReport
 from lrreid.methods.pri.data import load_image
@@ -69,29 +69,26 @@ def first_match_rank_and_ap(dist: np.ndarray, q_pids, g_pids, q_camids, g_camids
 
     Gallery entries of the query's identity AND camera are removed first (as in
     lrreid.evaluation.evaluate_rank); a query without a true match gets rank ``inf`` and AP 0.
-    Ties are broken in gallery order (stable sort), as evaluate_rank does.  With ``with_margin``
-    also the margin: distance of the nearest wrong identity minus that of the nearest true match
-    (larger = the true match stands out more; ``-inf`` without a true match).
+    The ranks are evaluate_rank's own (lrreid.evaluation.true_match_ranks; ties in gallery
+    order).  With ``with_margin`` also the margin: distance of the nearest wrong identity minus
+    that of the nearest true match (larger = the true match stands out more; ``-inf`` without a
+    true match).
     """
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
-    order = np.argsort(dist, axis=1, kind="stable")
     ranks = np.full(len(dist), np.inf)
     aps = np.zeros(len(dist))
     margins = np.full(len(dist), -np.inf)
-    for i in range(len(dist)):
-        gp, gc = g_pids[order[i]], g_camids[order[i]]
-        keep = ~((gp == q_pids[i]) & (gc == q_camids[i]))
-        match = (gp[keep] == q_pids[i])
-        if not match.any():
+    for i, hits in enumerate(true_match_ranks(dist, q_pids, g_pids, q_camids, g_camids)):
+        if not len(hits):
             continue
-        hits = np.flatnonzero(match)
-        ranks[i] = hits[0] + 1
-        aps[i] = float(np.mean((np.arange(len(hits)) + 1) / (hits + 1)))
+        ranks[i] = hits[0]
+        aps[i] = float(np.mean((np.arange(len(hits)) + 1) / hits))
         if with_margin:
-            d = dist[i][order[i]][keep]
-            wrong = d[~match]
-            margins[i] = (wrong[0] if len(wrong) else np.inf) - d[hits[0]]
+            # nearest other identity (never removed) minus nearest true match
+            wrong = dist[i][g_pids != q_pids[i]]
+            true = dist[i][(g_pids == q_pids[i]) & (g_camids != q_camids[i])]
+            margins[i] = (wrong.min() if len(wrong) else np.inf) - true.min()
     if with_margin:
         return ranks, aps, margins
     return ranks, aps
@@ -366,7 +363,7 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
         dist = dists[choice, rows]
         result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
     k = min(TOPK, len(gallery))
-    topk = np.argsort(dists, axis=2, kind="stable")[:, :, :k]
+    topk = smallest_k(dists, k)[1]  # [N, Q, k], ties in gallery order
     result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, ranks, skipped))
 
 

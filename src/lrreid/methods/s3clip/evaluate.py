@@ -30,6 +30,7 @@ import torch
 from lrreid.data.records import TrackletRecord
 from lrreid.errors import ProtocolError
 from lrreid.evaluation import evaluate_features
+from lrreid.evaluation.summary import mean_std_per_key
 from lrreid.methods.base import EpochContext, EvalReport
 from lrreid.methods.s3clip.data import TrackletFrames, is_lr, pseudo_tracklets, usable_tracklets
 
@@ -205,9 +206,10 @@ def evaluate_cross_view(method: "S3ClipMethod", splits: Sequence, ctx: EpochCont
                      ", ".join(f"x{s_:g}: {n}" for s_, n in counts.items()))
     report = EvalReport(f"S3-CLIP cross-view ({len(splits)} split{'s' if len(splits) != 1 else ''})")
     for row_name, per_split in results.items():
-        mean = {m: float(np.mean([r[m] for r in per_split])) for m in METRICS}
-        std = {m: float(np.std([r[m] for r in per_split])) for m in METRICS} if len(per_split) > 1 else None
-        report.add(row_name, mean, std)
+        stats = mean_std_per_key(per_split, METRICS)
+        # one split: no "± 0.0" in the table (the std is 0 by definition)
+        std = {m: sd for m, (_, sd) in stats.items()} if len(per_split) > 1 else None
+        report.add(row_name, {m: mean for m, (mean, _) in stats.items()}, std)
     report.notes.extend(notes)
     return report
 

@@ -72,7 +72,8 @@ def on_concatenation(module: nn.Module, parts: list[torch.Tensor]) -> torch.Tens
     peak RSS on CPU after F).  Without gradients it is exactly ``module(torch.cat(parts, 1))``.
     """
     x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-    if len(parts) == 1 or not torch.is_grad_enabled():
+    # tracing (ONNX export, torch.compile) takes the plain graph: the hooks are for eager training only
+    if len(parts) == 1 or not torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return module(x)
 
     kept = _Concatenation(parts)

@@ -100,9 +100,12 @@ def configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lrreid.utils.memory import fix_malloc_mmap_threshold
+    import os
 
-    fix_malloc_mmap_threshold()  # freed activations go back to the system (lrreid.utils.memory)
+    if os.environ.get("LRREID_MALLOC") == "mmap":  # the slower remedy (lrreid.utils.memory); the engine trims
+        from lrreid.utils.memory import fix_malloc_mmap_threshold
+
+        fix_malloc_mmap_threshold()
     configure_logging()
     _load_commands()
     try:

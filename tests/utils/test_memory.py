@@ -43,15 +43,26 @@ def test_release_freed_memory_returns_heap_pages():
     assert before - after > 100e6, (before, after)
 
 
-def test_engine_trims_after_every_step(monkeypatch, tmp_path):
-    """The engine calls release_freed_memory once per optimizer step (the memory fix of issue 12
-    without the mmap threshold's 2.5x slow-down)."""
-    from lrreid.engine import trainer
-
-    from tests.engine.test_trainer import make_trainer
+def test_engine_trims_after_every_step_in_trim_mode(monkeypatch, tmp_path):
+    """In ``trim`` mode (the default) the free pages go back after every optimizer step (the memory
+    fix of issue 12 without the mmap threshold's 2.5x slow-down); in ``reuse`` mode only after
+    every epoch."""
+    from tests.engine.test_trainer import EPOCHS, make_trainer
 
     calls = []
-    monkeypatch.setattr(trainer, "release_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(memory, "_mode", "trim")
     run = make_trainer(tmp_path / "run")
     run.train()
-    assert len(calls) == run.iteration > 0
+    epochs = sum(EPOCHS.values())
+    assert len(calls) == run.iteration + epochs and run.iteration > 0
+    calls.clear()
+    monkeypatch.setattr(memory, "_mode", "reuse")
+    run = make_trainer(tmp_path / "run2")
+    run.train()
+    assert len(calls) == epochs
+
+
+def test_unknown_allocator_mode_is_a_one_line_error():
+    with pytest.raises(ValueError, match="LRREID_MALLOC='fast': expected one of reuse, trim, mmap, default"):
+        memory.configure_allocator("fast")

@@ -100,12 +100,13 @@ def configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import os
+    from lrreid.utils.memory import configure_allocator
 
-    if os.environ.get("LRREID_MALLOC") == "mmap":  # the slower remedy (lrreid.utils.memory); the engine trims
-        from lrreid.utils.memory import fix_malloc_mmap_threshold
-
-        fix_malloc_mmap_threshold()
+    try:
+        configure_allocator()  # how freed activations are reused or given back (lrreid.utils.memory)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     configure_logging()
     _load_commands()
     try:

@@ -31,7 +31,7 @@ from lrreid.methods.base import EpochContext, Method, Phase
 from lrreid.utils.atomic import remove_leftover_temporaries
 from lrreid.utils.device import Precision, resolve_device
 from lrreid.utils.logging import get_logger
-from lrreid.utils.memory import release_freed_memory
+from lrreid.utils import memory
 from lrreid.utils.modules import eval_mode
 
 
@@ -317,7 +317,7 @@ class Trainer:
             losses = self._step(phase, epoch, batch)
             self.iteration += 1
             self.last_losses = losses
-            release_freed_memory()  # the step's freed activations back to the system (lrreid.utils.memory)
+            memory.step_done()  # the allocator's per-step work (lrreid.utils.memory)
             self._call("after_step", losses)
         stats = self.method.on_epoch_end(phase, epoch, self.context)
         if stats:
@@ -328,6 +328,7 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         self.global_epoch += 1
+        memory.epoch_done()
         self._call("after_epoch")
 
     def _step(self, phase: Phase, epoch: int, batch) -> dict[str, float]:

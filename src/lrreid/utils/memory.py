@@ -9,16 +9,24 @@ never given back: the resident size grows step after step above what the step ne
 PRI's CPU recipe held 3.8 GB between steps that need 0.8 GB; with the threshold fixed, the same
 run returns to 0.8 GB after every step).
 
-Two remedies, measured against each other by ``benchmarks/malloc_modes.py`` (a 0277 training step
-on 2 threads):
+Allocator modes (``LRREID_MALLOC``, set by the ``lrreid`` command; compared by
+``benchmarks/malloc_modes.py`` on a 0277 training step and an S3-CLIP step, 2 threads):
 
-* :func:`release_freed_memory` (what the engine does after every optimizer step): ``malloc_trim``
-  hands the heaps' free pages back once per step.  About 1.2x the plain step time, resident size
-  back to what the step holds.
-* :func:`fix_malloc_mmap_threshold` (what the CLI did first): every tensor of 1 MiB or more gets
-  its own ``mmap``, so each one costs a system call and fresh zeroed pages: 2.4-2.6x the plain
-  step time, most of it kernel time.  Kept for ``LRREID_MALLOC=mmap`` (and
-  ``MALLOC_MMAP_THRESHOLD_`` works as glibc documents).
+* ``trim`` (the default): glibc's defaults and ``malloc_trim`` after every step: the smallest
+  resident size between steps (the PRI CPU recipe's peak 2.84 GB, ``benchmarks/pri_memory.py``),
+  1.0-1.25x the step time of ``default``.
+* ``reuse``: glibc never ``mmap``s (``M_MMAP_MAX`` 0) and never trims on ``free``,
+  so a step's activations reuse the pages of the step before; the engine hands the free pages
+  back once per epoch (:func:`epoch_done`).  On this project's machines a fresh page costs a
+  page fault that is far more expensive than on bare metal: an S3-CLIP step (CARN-M's 256x128
+  activations are 100+ MB each, which glibc would otherwise always ``mmap``) spent more time in
+  the kernel than computing, and runs 1.6x faster this way.  The price is memory: the heaps keep
+  what the largest step needed, fragmented (the PRI CPU recipe's peak 3.07 GB instead of 2.84).
+  What the long runs in docs/results.md used (``LRREID_MALLOC=reuse lrreid train ...``).
+* ``mmap``: the mmap threshold fixed at 1 MiB (issue 12's first fix): every tensor its own
+  mapping, 2.4-2.6x the step time.
+* ``default``: glibc as it is (fragmented heaps keep what they held, issue 12: 3.8 GB between
+  steps that need 0.8 GB).
 """
 from __future__ import annotations
 
@@ -44,10 +52,52 @@ def _glibc():
                 lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 lib.malloc_trim.argtypes = [ctypes.c_size_t]
                 lib.malloc_trim.restype = ctypes.c_int
+                lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                lib.mallopt.restype = ctypes.c_int
                 _libc = lib
             except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
                 pass
     return _libc or None
+
+
+MODES = ("reuse", "trim", "mmap", "default")
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # from glibc's malloc.h
+_mode = "default"
+
+
+def configure_allocator(mode: str | None = None) -> str:
+    """Apply an allocator mode (``MODES``; default: ``$LRREID_MALLOC`` or ``trim``); returns the mode in force.
+
+    Off glibc nothing is changed and the mode is ``default``.  A mode other than ``MODES`` is a
+    one-line error naming the variable.
+    """
+    global _mode
+    mode = mode or os.environ.get("LRREID_MALLOC") or "trim"
+    if mode not in MODES:
+        raise ValueError(f"LRREID_MALLOC={mode!r}: expected one of {', '.join(MODES)}")
+    libc = _glibc()
+    if libc is None:
+        _mode = "default"
+        return _mode
+    if mode == "reuse":
+        libc.mallopt(M_MMAP_MAX, 0)
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    elif mode == "mmap":
+        fix_malloc_mmap_threshold()
+    _mode = mode
+    return _mode
+
+
+def step_done() -> None:
+    """Called by the engine after every optimizer step: trims in ``trim`` mode."""
+    if _mode == "trim":
+        release_freed_memory()
+
+
+def epoch_done() -> None:
+    """Called by the engine after every epoch (and evaluation): the free pages back to the system."""
+    if _mode != "default":
+        release_freed_memory()
 
 
 def release_freed_memory() -> bool:

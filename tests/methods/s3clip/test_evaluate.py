@@ -149,3 +149,57 @@ def test_the_s3clip_row_is_computed_through_s_not_bilinear(video_dataset, train_
     assert rows["grey"]["A->G bilinear"] == rows["bilinear"]["A->G bilinear"]
     for metric, value in rows["bilinear"]["A->G S3-CLIP"].items():
         assert value == pytest.approx(rows["bilinear"]["A->G bilinear"][metric], abs=1e-6)
+
+
+class _NoisySR(_UpsampleSR):
+    """Bilinear up-sampling plus fresh noise on every call and frame: an S that flickers."""
+
+    def forward(self, x, scale):
+        return (super().forward(x, scale) + 0.05 * torch.randn(x.shape[0], 3, *[round(s * scale) for s in x.shape[-2:]])).clamp(0, 1)
+
+
+def _colour_method(sr, train_records, tiny_config):
+    from lrreid.methods.s3clip.model import S3ClipMethod
+    from lrreid.models.reid.video import FrameEncoderVideo
+
+    cfg = tiny_config()
+    cfg.loss.v2sce = 0.0
+    encoder = FrameEncoderVideo(_ColourLayout(), image_size=(64, 32))
+    return S3ClipMethod(sr=sr, image_encoder=encoder, text_encoder=None, train_records=train_records,
+                        num_classes=len({r.pid for r in train_records}), config=cfg, input_size=(64, 32)).eval()
+
+
+def test_flicker_numbers_tell_a_flickering_s_from_a_steady_one(video_dataset, train_records, tiny_config):
+    """S = bilinear flickers exactly as much as bilinear; an S that adds per-frame noise flickers more,
+    both against HR's own changes and on a still scene."""
+    from lrreid.methods.s3clip.evaluate import flicker_numbers
+
+    records = [r for r in video_dataset.records if r.view == "ground"]
+    steady = flicker_numbers(_colour_method(_UpsampleSR(), train_records, tiny_config), records, ["aerial"],
+                             torch.device("cpu"), max_tracklets=3, frames=4)
+    assert steady["S vs HR"] == pytest.approx(steady["bilinear vs HR"], abs=1e-6)
+    assert steady["S static"] == pytest.approx(steady["bilinear static"], abs=1e-6) and steady["S static"] > 0
+    noisy = flicker_numbers(_colour_method(_NoisySR(), train_records, tiny_config), records, ["aerial"],
+                            torch.device("cpu"), max_tracklets=3, frames=4)
+    assert noisy["S static"] > 2 * noisy["bilinear static"]
+    assert noisy["S vs HR"] > noisy["bilinear vs HR"]
+    assert noisy["bilinear static"] == pytest.approx(steady["bilinear static"], abs=1e-6)  # fixed noise seed
+
+
+def test_eval_tracklet_frames_cuts_test_pseudo_tracklets(tiny_config):
+    """sampling.eval_tracklet_frames: 1 makes every image of a pseudo-tracklet its own query/gallery item."""
+    from lrreid.data.records import ImageRecord
+    from lrreid.methods.s3clip.evaluate import test_tracklets
+
+    images = [ImageRecord(f"/x/{pid}_{cam}_{n:03d}.jpg", pid=pid, camid=cam, view=("far" if cam else "near"))
+              for pid in (1, 2) for cam in (0, 1) for n in range(5)]
+    split = Split([r for r in images if r.camid == 1], [r for r in images if r.camid == 0])
+    whole = test_tracklets(split, True, {"near": "ground", "far": "aerial"})
+    assert sorted(len(t.frames) for t in whole) == [5, 5, 5, 5]
+    single = test_tracklets(split, True, {"near": "ground", "far": "aerial"}, max_frames=1)
+    assert len(single) == 20 and all(len(t.frames) == 1 for t in single)
+    assert {t.frames[0] for t in single} == {r.path for r in images}
+    from lrreid.methods.s3clip.config import SamplingConfig
+
+    with pytest.raises(ValueError, match="eval_tracklet_frames"):
+        SamplingConfig(eval_tracklet_frames=0)

@@ -91,11 +91,16 @@ class SamplingConfig:
     lr_degradation: Any = "bicubic"
     natural_lr: bool = True  # add a genuine LR tracklet of the same person to each triplet
     pseudo_tracklets: bool = False  # image datasets (CAVIAR): one tracklet per person and camera
+    # Evaluation only: cut each test pseudo-tracklet into tracklets of at most this many frames
+    # (1 = every image is its own query/gallery item, the single-image LR probe setting); None: whole.
+    eval_tracklet_frames: int | None = None
     view_map: dict[str, str] = field(default_factory=lambda: {"near": "ground", "far": "aerial"})
 
     def __post_init__(self):
         if self.num_frames < 1 or self.eval_frames < 1:
             raise ValueError("num_frames and eval_frames must be >= 1")
+        if self.eval_tracklet_frames is not None and int(self.eval_tracklet_frames) < 1:
+            raise ValueError(f"sampling.eval_tracklet_frames must be >= 1 or null, got {self.eval_tracklet_frames!r}")
 
 
 @dataclass
@@ -145,6 +150,7 @@ class CrossViewConfig:
     baseline: bool = True  # also a row with bilinear up-sampling instead of S
     robustness: Any = "blur+jpeg"  # degradation applied to the queries for the robustness rows (null: none)
     figure_tracklets: int = 3  # tracklets shown in sr_examples.png (0: no picture)
+    flicker: bool = True  # measure S's flicker against bilinear on split 0 (a note in the report)
     max_queries: int | None = None  # cap per direction (quick runs)
 
 

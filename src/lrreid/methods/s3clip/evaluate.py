@@ -50,8 +50,9 @@ def direction_name(query_view: str, gallery_view: str) -> str:
     return f"{short_view(query_view)}->{short_view(gallery_view)}"
 
 
-def test_tracklets(split, pseudo: bool, view_map: dict[str, str]) -> list[TrackletRecord]:
-    """The split's query + gallery records (each once) as tracklets."""
+def test_tracklets(split, pseudo: bool, view_map: dict[str, str], max_frames: int | None = None) -> list[TrackletRecord]:
+    """The split's query + gallery records (each once) as tracklets (pseudo-tracklets of at most
+    ``max_frames`` images)."""
     seen, records = set(), []
     for r in list(split.query) + list(split.gallery):
         key = (r.frames if isinstance(r, TrackletRecord) else r.path, r.pid, r.camid)
@@ -59,11 +60,55 @@ def test_tracklets(split, pseudo: bool, view_map: dict[str, str]) -> list[Trackl
             seen.add(key)
             records.append(r)
     if pseudo or any(not isinstance(r, TrackletRecord) for r in records):
-        records = pseudo_tracklets(records, view_map)
+        records = pseudo_tracklets(records, view_map, max_frames=max_frames)
     kept, empty = usable_tracklets(records)
     if empty:
         log.warning("evaluation: skipped %d empty tracklet(s)", empty)
     return kept
+
+
+FLICKER_NOISE = 2.0 / 255  # sensor-noise std of the static-scene flicker test (LR pixel values in [0, 1])
+
+
+@torch.no_grad()
+def flicker_numbers(method: "S3ClipMethod", records: Sequence[TrackletRecord], lr_views: Sequence[str],
+                    device: torch.device, max_tracklets: int = 25, frames: int = 8) -> dict[str, float]:
+    """How much S's output flickers, against bilinear up-sampling, on the HR test tracklets.
+
+    * ``vs HR``: L_temporal of the output of the tracklet's bicubic LR copy, mean over frames and
+      pixels of ``|(out_t+1 - out_t) - (hr_t+1 - hr_t)|``: change that HR does not have.
+    * ``static``: where HR does not change at all: ``frames`` copies of one HR frame, each down-
+      sampled and given its own sensor noise (std ``FLICKER_NOISE``), as a camera filming a still
+      person; mean ``|out_t+1 - out_t|``.  Bilinear passes the noise on as it is; an SR network
+      that amplifies it flickers more.
+    The first ``max_tracklets`` HR tracklets (whole; frames evenly spaced), fixed noise seed.
+    """
+    from lrreid.data.loading import frame_indices
+    from lrreid.methods.s3clip.data import read_frames, stack
+    from lrreid.methods.s3clip.losses import temporal_consistency_loss
+    from lrreid.utils.modules import eval_mode
+
+    hr_tracklets = [r for r in records if not is_lr(r, lr_views) and len(r.frames) >= 2][:max_tracklets]
+    if not hr_tracklets:
+        return {}
+    gen = torch.Generator().manual_seed(0)
+    sums: dict[str, list[float]] = defaultdict(list)
+    down = lambda x: torch.nn.functional.interpolate(  # noqa: E731
+        x, size=method.lr_size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    with eval_mode(method):
+        for record in hr_tracklets:
+            idx = frame_indices(len(record.frames), min(frames, len(record.frames)), "evenly")
+            hr = stack(read_frames([record.frames[i] for i in idx], method.input_size)).unsqueeze(0)
+            lr = down(hr.flatten(0, 1)).reshape(1, len(idx), 3, *method.lr_size)
+            still = down(hr[:, :1].expand(1, frames, *hr.shape[2:]).flatten(0, 1))
+            still = (still + FLICKER_NOISE * torch.randn(still.shape, generator=gen)).clamp(0, 1)
+            still = still.reshape(1, frames, 3, *method.lr_size)
+            for name, fn in (("S", lambda x: method.super_resolve(x.to(device)).float().clamp(0, 1).cpu()),
+                             ("bilinear", method.upsample_bilinear)):
+                sums[f"{name} vs HR"].append(float(temporal_consistency_loss(fn(lr), hr)))
+                out = fn(still)
+                sums[f"{name} static"].append(float((out[:, 1:] - out[:, :-1]).abs().mean()))
+    return {k: float(np.mean(v)) for k, v in sums.items()}
 
 
 def direction_sets(records: Sequence[TrackletRecord], query_view: str, gallery_view: str
@@ -153,7 +198,7 @@ def evaluate_cross_view(method: "S3ClipMethod", splits: Sequence, ctx: EpochCont
     results: dict[str, list[dict[str, float]]] = defaultdict(list)
     notes: list[str] = []
     for split_no, split in enumerate(splits):
-        records = test_tracklets(split, s.pseudo_tracklets, s.view_map)
+        records = test_tracklets(split, s.pseudo_tracklets, s.view_map, s.eval_tracklet_frames)
         low = np.array([is_lr(r, s.lr_views) for r in records])
         cache: dict[tuple, torch.Tensor] = {}
 
@@ -189,6 +234,15 @@ def evaluate_cross_view(method: "S3ClipMethod", splits: Sequence, ctx: EpochCont
                 if res.num_skipped_queries and label == "S3-CLIP":
                     notes.append(f"split {split_no} {name}: {res.num_skipped_queries} of {len(q)} queries have "
                                  f"no match in the gallery and were skipped")
+        if split_no == 0 and cv.flicker:
+            whole = test_tracklets(split, s.pseudo_tracklets, s.view_map) if s.eval_tracklet_frames else records
+            numbers = flicker_numbers(method, whole, s.lr_views, ctx.device)
+            if numbers:
+                notes.append("flicker on split 0's HR test tracklets (bicubic LR copy; x1000, lower is steadier): "
+                             f"vs HR (L_temporal) S {1000 * numbers['S vs HR']:.2f}, bilinear "
+                             f"{1000 * numbers['bilinear vs HR']:.2f}; static scene (one HR frame, per-frame LR "
+                             f"noise std 2/255) S {1000 * numbers['S static']:.2f}, bilinear "
+                             f"{1000 * numbers['bilinear static']:.2f}")
         if split_no == 0 and cv.figure_tracklets > 0 and ctx.run_dir is not None and ctx.is_main:
             try:
                 from lrreid.methods.s3clip.figures import save_sr_examples

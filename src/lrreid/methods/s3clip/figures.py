@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         label = Path(run).name
         methods[label] = method
         if records is None:
-            records = test_tracklets(splits[0], cfg.sampling.pseudo_tracklets, cfg.sampling.view_map)
+            records = test_tracklets(splits[0], cfg.sampling.pseudo_tracklets, cfg.sampling.view_map)  # whole tracklets: the figure shows flicker
     flicker = save_flicker_comparison(methods, records, args.output, args.tracklets)
     for label, value in flicker.items():
         print(f"{label}: mean flicker (L_temporal vs HR) {value:.4f}")

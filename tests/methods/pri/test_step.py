@@ -207,3 +207,32 @@ def test_remeasuring_step_keeps_a_graph_of_the_chosen_scale_only(tiny_pri, batch
     plain = m(b, joint, 1)
     for k in ("loss", "sr", "id", "tri", "p"):
         torch.testing.assert_close(measured[k], plain[k], rtol=1e-5, atol=1e-6)
+
+
+def test_sr_degradation_changes_what_g_learns_from(tiny_pri, batch, epoch_ctx):
+    """loss.sr_degradation: G's L_sr input x_sl is the bicubic copy of x_h, then degraded per image
+    (seeded by torch's generator, so a resumed run draws the same); "bicubic" leaves it untouched."""
+    from lrreid.data.degradations import bicubic_downsample
+    from lrreid.methods.pri.model import degrade_batch
+
+    seen = {}
+    for spec in ("bicubic", "blur+noise+jpeg"):
+        m = tiny_pri(loss=PRILossConfig(sr_degradation=spec))
+        pretrain = m.phases()[0]
+        inputs = []
+        m.sr_net.register_forward_hook(lambda mod, args, out: inputs.append(args[0].detach().clone()))
+        _start(m, pretrain, 0, epoch_ctx())
+        b = batch()
+        torch.manual_seed(3)
+        m(b, pretrain, 0)
+        seen[spec] = inputs[0]
+        r_sl = round(b["x_h"].shape[-2] / inputs[0].shape[-2])
+    clean = bicubic_downsample(b["x_h"], r_sl)
+    assert torch.allclose(seen["bicubic"], clean)
+    assert seen["blur+noise+jpeg"].shape == clean.shape
+    assert (seen["blur+noise+jpeg"] - clean).abs().mean() > 0.01
+    one = degrade_batch(clean, "blur+noise+jpeg", seed=5)
+    assert torch.equal(one, degrade_batch(clean, "blur+noise+jpeg", seed=5))
+    assert not torch.equal(one, degrade_batch(clean, "blur+noise+jpeg", seed=6))
+    with pytest.raises(ValueError, match="loss.sr_degradation: .*unknown degradation 'smear'"):
+        PRILossConfig(sr_degradation="smear")

@@ -79,9 +79,20 @@ class PRILossConfig:
     label_smoothing: float = 0.0  # of L_id (the paper uses none)
     hard_mining: bool = True  # batch-hard triplets (false: all valid triplets)
     random_erasing: float = 0.0  # probability of random erasing on F's training inputs (the paper uses none)
+    # How L_sr's input x_sl is made from x_h: "bicubic" (the paper's bicubic down-sampling), or a
+    # lrreid.data.degradations spec applied after it, one random draw per image (degradation-aware G,
+    # for natural LR probes that are blurred, noisy and compressed, not bicubic), e.g. "blur+noise+jpeg"
+    sr_degradation: Any = "bicubic"
 
     def __post_init__(self):
         check_gamma(self.gamma)
+        if self.sr_degradation not in (None, "bicubic"):
+            from lrreid.data.degradations import build_degradation
+
+            try:
+                build_degradation(self.sr_degradation)
+            except Exception as exc:  # ConfigError names the bad step
+                raise ValueError(f"loss.sr_degradation: {exc}") from None
         if not self.label_temperature > 0:
             raise ValueError(f"loss.label_temperature must be > 0, got {self.label_temperature}")
         if self.omega < 0:

@@ -49,6 +49,27 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 PRETRAIN, JOINT, FINETUNE = "pretrain", "joint", "finetune"
 
 
+def degrade_batch(images: torch.Tensor, spec, seed: int) -> torch.Tensor:
+    """``images`` [B, 3, h, w] in [0, 1], each degraded by a ``lrreid.data.degradations`` spec with its
+    own draw from ``seed`` (as 8-bit images, as a camera gives them) and brought back to ``h x w``."""
+    import numpy as np
+    from PIL import Image
+
+    from lrreid.data.degradations import build_degradation
+
+    degrade = build_degradation(spec)
+    rng = np.random.default_rng(seed)
+    h, w = images.shape[-2:]
+    out = []
+    for img in images.detach().float().clamp(0, 1).cpu():
+        pil = Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        pil = degrade(pil, rng)
+        if pil.size != (w, h):
+            pil = pil.resize((w, h), Image.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255).permute(2, 0, 1))
+    return torch.stack(out).to(device=images.device, dtype=images.dtype)
+
+
 class PRIMethod(Method):
     """PRI as an lrreid method: sub-modules ``sr_net`` (G), ``reid_net`` (F), ``scale_predictor`` (P).
 
@@ -256,6 +277,8 @@ class PRIMethod(Method):
         sr_scales = [s for s in self.scales if self._sr_supports(s)] or self.scales
         r_sl = sr_scales[int(torch.randint(len(sr_scales), ()))]
         x_sl = bicubic_downsample(x_h, r_sl)
+        if self.loss_cfg.sr_degradation not in (None, "bicubic"):
+            x_sl = degrade_batch(x_sl, self.loss_cfg.sr_degradation, int(torch.randint(2**31 - 1, ())))
         sr_sl = self.super_resolve(x_sl, r_sl)
         loss_sr = zero
         if cfg.sr_weight > 0 and sr_sl.requires_grad:

@@ -150,7 +150,7 @@ class CrossViewConfig:
     baseline: bool = True  # also a row with bilinear up-sampling instead of S
     robustness: Any = "blur+jpeg"  # degradation applied to the queries for the robustness rows (null: none)
     figure_tracklets: int = 3  # tracklets shown in sr_examples.png (0: no picture)
-    flicker: bool = True  # measure S's flicker against bilinear on split 0 (a note in the report)
+    flicker: bool = True  # measure S's flicker against bilinear on the first evaluated split (a note in the report)
     max_queries: int | None = None  # cap per direction (quick runs)
 
 

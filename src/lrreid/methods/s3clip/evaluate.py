@@ -238,7 +238,7 @@ def evaluate_cross_view(method: "S3ClipMethod", splits: Sequence, ctx: EpochCont
             whole = test_tracklets(split, s.pseudo_tracklets, s.view_map) if s.eval_tracklet_frames else records
             numbers = flicker_numbers(method, whole, s.lr_views, ctx.device)
             if numbers:
-                notes.append(f"flicker on split {split.name}'s HR test tracklets (bicubic LR copy; x1000, lower is steadier): "
+                notes.append(f"flicker on split {getattr(split, 'name', split_no)}'s HR test tracklets (bicubic LR copy; x1000, lower is steadier): "
                              f"vs HR (L_temporal) S {1000 * numbers['S vs HR']:.2f}, bilinear "
                              f"{1000 * numbers['bilinear vs HR']:.2f}; static scene (one HR frame, per-frame LR "
                              f"noise std 2/255) S {1000 * numbers['S static']:.2f}, bilinear "

@@ -10,7 +10,8 @@ PRI's CPU recipe held 3.8 GB between steps that need 0.8 GB; with the threshold 
 run returns to 0.8 GB after every step).
 
 Allocator modes (``LRREID_MALLOC``, set by the ``lrreid`` command; compared by
-``benchmarks/malloc_modes.py`` on a 0277 training step and an S3-CLIP step, 2 threads):
+``benchmarks/malloc_modes.py`` on an S3-CLIP-shaped step, 2 threads; its first version, in git
+history, timed an OSNet-only step, where ``mmap`` cost 2.6x and ``trim`` 1.26x):
 
 * ``trim`` (the default): glibc's defaults and ``malloc_trim`` after every step: the smallest
   resident size between steps (the PRI CPU recipe's peak 2.84 GB, ``benchmarks/pri_memory.py``),
@@ -55,7 +56,7 @@ def _glibc():
                 lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
                 lib.mallopt.restype = ctypes.c_int
                 _libc = lib
-            except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+            except (OSError, AttributeError):  # not glibc (musl has no malloc_trim / mallopt)
                 pass
     return _libc or None
 
@@ -95,7 +96,7 @@ def step_done() -> None:
 
 
 def epoch_done() -> None:
-    """Called by the engine after every epoch (and evaluation): the free pages back to the system."""
+    """Called by the engine after every epoch: the free pages back to the system."""
     if _mode != "default":
         release_freed_memory()
 
@@ -115,13 +116,7 @@ def fix_malloc_mmap_threshold(threshold: int = DEFAULT_THRESHOLD) -> bool:
     Does nothing (False) off Linux/glibc, or when ``MALLOC_MMAP_THRESHOLD_`` is set in the
     environment (glibc then already uses the user's value).
     """
-    if not sys.platform.startswith("linux") or ENV in os.environ:
+    libc = _glibc()
+    if libc is None or ENV in os.environ:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold)))
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold)))

@@ -103,6 +103,17 @@ def pseudo_tracklets(records: Sequence[Record], view_map: dict[str, str] | None 
     return out
 
 
+def hr_frames_and_bicubic_copy(record: TrackletRecord, num_frames: int, input_size: tuple[int, int],
+                               lr_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_frames`` evenly spaced frames of an HR tracklet at ``input_size`` and their bicubic copy at
+    ``lr_size``, each ``[1, T, 3, h, w]`` (what the flicker numbers and the SR picture compare S on)."""
+    idx = frame_indices(len(record.frames), num_frames, "evenly")
+    hr = stack(read_frames([record.frames[i] for i in idx], input_size)).unsqueeze(0)
+    lr = torch.nn.functional.interpolate(hr.flatten(0, 1), size=lr_size, mode="bicubic", antialias=True,
+                                         align_corners=False).clamp(0, 1)
+    return hr, lr.reshape(1, len(idx), 3, *lr_size)
+
+
 def is_lr(record: Record, lr_views: Sequence[str]) -> bool:
     """A record of a low-resolution view (the ones super-resolved)."""
     return record.view in lr_views

@@ -83,8 +83,7 @@ def flicker_numbers(method: "S3ClipMethod", records: Sequence[TrackletRecord], l
       that amplifies it flickers more.
     The first ``max_tracklets`` HR tracklets (whole; frames evenly spaced), fixed noise seed.
     """
-    from lrreid.data.loading import frame_indices
-    from lrreid.methods.s3clip.data import read_frames, stack
+    from lrreid.methods.s3clip.data import hr_frames_and_bicubic_copy
     from lrreid.methods.s3clip.losses import temporal_consistency_loss
     from lrreid.utils.modules import eval_mode
 
@@ -97,9 +96,8 @@ def flicker_numbers(method: "S3ClipMethod", records: Sequence[TrackletRecord], l
         x, size=method.lr_size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
     with eval_mode(method):
         for record in hr_tracklets:
-            idx = frame_indices(len(record.frames), min(frames, len(record.frames)), "evenly")
-            hr = stack(read_frames([record.frames[i] for i in idx], method.input_size)).unsqueeze(0)
-            lr = down(hr.flatten(0, 1)).reshape(1, len(idx), 3, *method.lr_size)
+            hr, lr = hr_frames_and_bicubic_copy(record, min(frames, len(record.frames)), method.input_size,
+                                                method.lr_size)
             still = down(hr[:, :1].expand(1, frames, *hr.shape[2:]).flatten(0, 1))
             still = (still + FLICKER_NOISE * torch.randn(still.shape, generator=gen)).clamp(0, 1)
             still = still.reshape(1, frames, 3, *method.lr_size)

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lrreid.data.records import TrackletRecord
-from lrreid.data.loading import frame_indices
-from lrreid.methods.s3clip.data import is_lr, read_frames, stack
+from lrreid.methods.s3clip.data import hr_frames_and_bicubic_copy, is_lr
 from lrreid.methods.s3clip.losses import temporal_consistency_loss
 from lrreid.utils.atomic import atomic_path
 from lrreid.utils.modules import eval_mode
@@ -48,10 +47,7 @@ def pick_hr_tracklets(method: "S3ClipMethod", records: Sequence[TrackletRecord],
 def sr_panels(method: "S3ClipMethod", record: TrackletRecord, device: torch.device) -> dict[str, torch.Tensor]:
     """``{"LR", "bilinear", "S", "HR"}`` frames ``[T, 3, H, W]`` and the two difference maps ``[T-1, H, W]``."""
     t = min(MAX_COLUMNS, max(2, method.cfg.sampling.eval_frames))
-    idx = frame_indices(len(record.frames), t, "evenly")
-    hr = stack(read_frames([record.frames[i] for i in idx], method.input_size)).unsqueeze(0)
-    lr = F.interpolate(hr.flatten(0, 1), size=method.lr_size, mode="bicubic", antialias=True,
-                       align_corners=False).clamp(0, 1).reshape(1, t, 3, *method.lr_size)
+    hr, lr = hr_frames_and_bicubic_copy(record, t, method.input_size, method.lr_size)
     with eval_mode(method):
         sr = method.super_resolve(lr.to(device)).clamp(0, 1).cpu()
     bilinear = method.upsample_bilinear(lr)

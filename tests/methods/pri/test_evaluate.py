@@ -191,3 +191,59 @@ def test_no_sr_row_is_f_on_the_probe_resized_bicubically_with_no_g(m, tmp_path):
                              [r.camid for r in split.query], [r.camid for r in split.gallery], max_rank=10)
     got = result.results["no SR"][0]
     assert got.rank(1) == pytest.approx(expected.rank(1)) and got.mAP == pytest.approx(expected.mAP)
+
+
+def test_unknown_predictor_names_are_a_config_error():
+    with pytest.raises(ValueError, match="unknown 'adaptve'"):
+        PRIInferenceConfig(predictors=["nosr", "adaptve"])
+
+
+def _noise_split(tmp_path, num_ids=12, seed=1):
+    """Gallery images of random pixels (not mirror-symmetric, unlike _toy_split's plain colours); each
+    probe is its person's gallery image, mirrored for every other person: those only the mirror finds."""
+    rng = np.random.default_rng(seed)
+    query, gallery = [], []
+    for pid in range(num_ids):
+        hr = rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)
+        Image.fromarray(hr).save(tmp_path / f"gn_{pid}.png")
+        Image.fromarray(np.ascontiguousarray(hr[:, ::-1] if pid % 2 else hr)).save(tmp_path / f"qn_{pid}.png")
+        gallery.append(ImageRecord(str(tmp_path / f"gn_{pid}.png"), pid, 0))
+        query.append(ImageRecord(str(tmp_path / f"qn_{pid}.png"), pid, 1))
+    return Split("n", [], query, gallery)
+
+
+def test_mirror_oracle_picks_per_probe_between_the_best_fixed_scale_and_the_mirrored_probe(m, tmp_path):
+    from lrreid.methods.pri.data import load_image
+    from lrreid.utils.modules import eval_mode
+
+    split = _noise_split(tmp_path)
+    m.inference = PRIInferenceConfig(predictors=["fixed", "mirror"])
+    result = evaluate_predictors(m, [split], _ctx())
+    report = result.report()
+    rows = {r.name: r.metrics["Rank-1"] for r in report.rows}
+    best = max(range(len(m.scales)), key=lambda k: (rows[f"fixed x{m.scales[k]}"], -k))
+    scale = m.scales[best]
+    assert result.mirror_scales == [scale] and any(f"best fixed scale (x{scale})" in n for n in report.notes)
+    # independently: a probe is first at rank 1 in the oracle when it is so unmirrored or mirrored
+    images = torch.stack([load_image(r.path) for r in split.query])
+    g = m.embed(torch.stack([load_image(r.path, m.input_size) for r in split.gallery]))
+    pids = torch.tensor([r.pid for r in split.query])
+    gp = torch.tensor([r.pid for r in split.gallery])
+
+    def first(x):
+        nearest = torch.cdist(m.embed(m.super_resolve(x, scale)), g).argmin(dim=1)
+        return gp[nearest] == pids
+
+    with torch.no_grad(), eval_mode(m):
+        plain, mirrored = first(images), first(images.flip(-1))
+    assert (mirrored & ~plain).any(), "the split must have a probe that only its mirror image finds (else no test)"
+    assert rows["mirror oracle"] == pytest.approx(float((plain | mirrored).float().mean()))
+    assert rows["fixed x%d" % scale] == pytest.approx(float(plain.float().mean()))
+
+
+def test_mirror_oracle_mirrors_the_fixed_scale_with_the_highest_rank1():
+    from lrreid.methods.pri.evaluate import best_fixed_index
+
+    ranks = np.array([[1, 2, 1, 4], [1, 1, 1, 3], [2, 1, 1, 1]])  # Rank-1: 2/4, 3/4, 3/4
+    assert best_fixed_index(ranks) == 1  # the smaller scale of the tie
+    assert best_fixed_index(ranks[[0, 2]]) == 1

@@ -165,8 +165,19 @@ class PRIInferenceConfig:
     small_probes: Literal["error", "skip"] = "error"  # what to do with them: stop with one line, or skip and count
     overlapping_splits: Literal["skip", "error", "keep"] = "skip"  # splits whose test images were training images
     batch_size: int = 64
-    # rows of Table 2: nosr (F on the probe resized bicubically, no G), fixed, size, ideal, adaptive
+    # rows of Table 2: nosr (F on the probe resized bicubically, no G), fixed, size, ideal, adaptive; and
+    # mirror (lrreid): the ideal row's noise floor, an oracle choosing per probe between the best fixed
+    # scale and the same probe mirrored -- a choice that carries no scale (docs/pri.md, "Evaluation")
     predictors: list[str] = field(default_factory=lambda: ["nosr", "fixed", "size", "ideal", "adaptive"])
+
+    def __post_init__(self):
+        unknown = [p for p in self.predictors if p not in PREDICTORS]
+        if unknown:
+            raise ValueError(f"inference.predictors: unknown {', '.join(map(repr, unknown))}; "
+                             f"expected some of {', '.join(PREDICTORS)}")
+
+
+PREDICTORS = ("nosr", "fixed", "size", "ideal", "adaptive", "mirror")
 
 
 @dataclass

@@ -12,7 +12,10 @@ directly.  Each predictor then only chooses, per probe, which of those features 
 * ``ideal``: per probe, the scale that ranks its first true match highest (ties: the higher AP,
   then the larger margin between the true match and the nearest wrong identity, then the smaller
   scale) -- the upper bound for G and F as trained;
-* ``adaptive (P)``: ``argmax P(x_l)``, PRI's predictor.
+* ``adaptive (P)``: ``argmax P(x_l)``, PRI's predictor;
+* ``mirror oracle`` (``inference.predictors`` with ``mirror``; lrreid's): per probe, the better of
+  the best fixed scale and the same probe mirrored at that scale -- an oracle over a choice that
+  carries no scale information, so it measures how much of the ideal row's lead is choice noise.
 
 Beside them, the baselines that answer "does SR help at all?" (docs/pri.md, "Baselines"):
 
@@ -133,6 +136,7 @@ class PRIEvaluation:
     results: dict[str, list[RankResult]] = field(default_factory=lambda: defaultdict(list))
     details: list[SplitDetail] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    mirror_scales: list[int] = field(default_factory=list)  # per split, the fixed scale the mirror oracle mirrored
 
     def summary(self) -> dict[str, dict[str, tuple[float, float]]]:
         """predictor -> metric -> (mean, std) in percent (ranks beyond the gallery size left out)."""
@@ -158,6 +162,12 @@ class PRIEvaluation:
             report.notes.append(
                 f"adaptive (P)'s scale ranks the true match as well as the ideal scale for {100 * agreement['adaptive (P)']:.1f}% "
                 f"of probes" + (f" ({best}: {100 * fixed[best]:.1f}%)" if best else ""))
+        if self.mirror_scales:
+            shown = ", ".join(f"x{s}" for s in self.mirror_scales)
+            report.notes.append(
+                f"mirror oracle: per probe, the better of the best fixed scale ({shown}) and the same probe mirrored at "
+                "that scale; mirroring carries no scale information, so the ideal row's lead over the fixed scales is "
+                "choice noise as far as the mirror oracle reaches it")
         report.notes.extend(self.notes)
         return report
 
@@ -243,9 +253,12 @@ def load_probes(method, records) -> tuple[list, list[torch.Tensor], int]:
 
 
 @torch.no_grad()
-def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext, batch_size: int):
-    """``(feats [N, Q, D], probs [Q, N])``: every probe embedded once per scale, plus P's probabilities."""
-    num_scales = len(method.scales)
+def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext, batch_size: int,
+                           scales: Sequence[int] | None = None):
+    """``(feats [N, Q, D], probs [Q, N])``: every probe embedded once per scale (``scales``, default
+    the method's), plus P's probabilities."""
+    scales = list(method.scales if scales is None else scales)
+    num_scales = len(scales)
     feats: list[list[torch.Tensor | None]] = [[None] * len(images) for _ in range(num_scales)]
     probs: list[torch.Tensor | None] = [None] * len(images)
     groups = [chunk for idx in _bucket_by_size(images).values() for chunk in _batches(idx, batch_size)]
@@ -254,7 +267,7 @@ def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext
         p = method.predict_scales(x).cpu()
         for j, i in enumerate(chunk):
             probs[i] = p[j]
-        for k, s in enumerate(method.scales):
+        for k, s in enumerate(scales):
             f = method.embed(method.super_resolve(x, s)).cpu()
             for j, i in enumerate(chunk):
                 feats[k][i] = f[j]
@@ -362,9 +375,44 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
     for name, choice in choices.items():
         dist = dists[choice, rows]
         result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
+    if "mirror" in wanted:
+        dist, scale = _mirror_oracle(method, images, g_feats, ranks, aps, margins, dists, ctx, batch_size,
+                                     q_pids, g_pids, q_cams, g_cams)
+        result.results[MIRROR_ORACLE].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
+        result.mirror_scales.append(scale)
     k = min(TOPK, len(gallery))
     topk = smallest_k(dists, k)[1]  # [N, Q, k], ties in gallery order
     result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, ranks, skipped))
+
+
+MIRROR_ORACLE = "mirror oracle"
+
+
+def best_fixed_index(ranks: np.ndarray) -> int:
+    """Index of the scale whose fixed row has the highest Rank-1 (``ranks`` ``[N, Q]``: first-match
+    ranks); the smaller scale on a tie.
+
+    >>> best_fixed_index(np.array([[1, 2, 1], [1, 1, 1], [2, 1, 1]]))
+    1
+    """
+    return int(np.argmax((np.asarray(ranks) == 1).mean(axis=1)))  # first maximum
+
+
+def _mirror_oracle(method, images, g_feats, ranks, aps, margins, dists, ctx, batch_size, q_pids, g_pids, q_cams, g_cams):
+    """``(dist [Q, G], scale)`` of the mirror oracle: per probe, the better (by the ideal row's rule) of
+    the best fixed scale of this split and the same probe mirrored at that scale.
+
+    Mirroring changes nothing a scale predictor could see (size, blur, SR scale), so what this oracle
+    gains over the fixed scale is what any per-probe choice between two near-equal features gains by
+    looking at the answer: the noise floor of the ``ideal`` row.
+    """
+    best = best_fixed_index(ranks)
+    scale = int(method.scales[best])
+    mirrored, _ = embed_probes_at_scales(method, [img.flip(-1) for img in images], ctx, batch_size, scales=[scale])
+    d_mirror = pairwise_distance(mirrored[0], g_feats, retrieval_metric(method)).numpy()
+    r_m, ap_m, mg_m = first_match_rank_and_ap(d_mirror, q_pids, g_pids, q_cams, g_cams, with_margin=True)
+    pick = ideal_choice(np.stack([ranks[best], r_m]), np.stack([aps[best], ap_m]), np.stack([margins[best], mg_m]))
+    return np.where(pick[:, None] == 0, dists[best], d_mirror), scale
 
 
 ROW_LEGEND = (

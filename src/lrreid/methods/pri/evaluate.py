@@ -166,8 +166,8 @@ class PRIEvaluation:
             shown = ", ".join(f"x{s}" for s in self.mirror_scales)
             report.notes.append(
                 f"mirror oracle: per probe, the better of the best fixed scale ({shown}) and the same probe mirrored at "
-                "that scale; mirroring carries no scale information, so the ideal row's lead over the fixed scales is "
-                "choice noise as far as the mirror oracle reaches it")
+                "that scale; mirroring carries no scale information, so the part of the ideal row's lead over the fixed "
+                "scales that this row also reaches is choice noise, not a signal P could learn")
         report.notes.extend(self.notes)
         return report
 

@@ -126,6 +126,16 @@ def build_trainer(cfg: RunConfig, method: Method, splits: Sequence = (), dist_in
     )
 
 
+def trainer_from_config(cfg: RunConfig, hooks: Sequence = ()) -> Trainer:
+    """Splits, method and :func:`build_trainer` of ``cfg`` in one call, with ``hooks`` registered after the
+    standard ones (``trainer.train()`` returns the trained method)."""
+    splits = build_splits(cfg)
+    trainer = build_trainer(cfg, build_method(cfg, splits), splits)
+    for hook in hooks:
+        trainer.register_hook(hook)
+    return trainer
+
+
 def config_from_run(run_or_checkpoint: str | Path, overrides: Sequence[str] = ()) -> tuple[RunConfig, Path]:
     """The config a run was trained with (from the checkpoint's JSON) and the checkpoint stem.
 

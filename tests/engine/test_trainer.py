@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrreid.build import build_method, build_splits, build_trainer
+from lrreid.build import trainer_from_config
 from lrreid.config import import_plugins, load_config
 from lrreid.engine import Hook, TrainingDivergedError, read_loss_history
 from lrreid.engine import checkpoint as ckpt_io
@@ -32,13 +32,7 @@ def toy_config(run_dir: Path, *overrides: str):
 
 
 def make_trainer(run_dir: Path, *overrides: str, hooks=()):
-    cfg = toy_config(run_dir, *overrides)
-    splits = build_splits(cfg)
-    method = build_method(cfg, splits)
-    trainer = build_trainer(cfg, method, splits)
-    for hook in hooks:
-        trainer.register_hook(hook)
-    return trainer
+    return trainer_from_config(toy_config(run_dir, *overrides), hooks)
 
 
 def params(method):

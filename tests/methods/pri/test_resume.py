@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrreid.build import build_method, build_splits, build_trainer
+from lrreid.build import trainer_from_config
 from lrreid.config import load_config
 from lrreid.engine import Hook
 
@@ -46,13 +46,7 @@ class InterruptInJointEpoch(Hook):
 
 
 def make_trainer(run_dir, cache_dir, *overrides, hooks=()):
-    cfg = pri_config(run_dir, cache_dir, *overrides)
-    splits = build_splits(cfg)
-    method = build_method(cfg, splits)
-    trainer = build_trainer(cfg, method, splits)
-    for hook in hooks:
-        trainer.register_hook(hook)
-    return trainer
+    return trainer_from_config(pri_config(run_dir, cache_dir, *overrides), hooks)
 
 
 def test_interrupted_joint_phase_resumes_to_the_same_weights_and_soft_labels(tmp_path):

@@ -17,21 +17,31 @@ def cli(*argv: str) -> int:
     return run(argv)
 
 
+def tiny_pri_config(folder, run, schedule: dict, **sections) -> str:
+    """A PRI config of tiny networks on 12 synthetic persons (2 splits) written to ``folder``; ``schedule``
+    holds the epochs (learning rates 1e-3), ``sections`` add to the other sections."""
+    cfg = {
+        "method": "pri", "seed": 0,
+        "data": {"dataset": "synthetic", "protocol": "genuine", "num_splits": 2, "input_size": [32, 16],
+                 "dataset_args": {"num_ids": 12, "images_per_camera": 2, "cache_dir": str(folder / "cache")}},
+        "model": {"backbone": "resnet18", "pretrained": None, "feat_dim": 16, "predictor_feat_dim": 8,
+                  "sr_args": {"G0": 8, "D": 2, "C": 2, "G": 8}},
+        "schedule": {"lr_backbone": 1e-3, "lr_head": 1e-3, **schedule},
+        "train": {"batch_size": 8, "num_instances": 2, "max_iters_per_epoch": 2, "output_dir": str(run),
+                  "progress": False, "tensorboard": False},
+    }
+    for name, values in sections.items():
+        cfg[name] = {**cfg.get(name, {}), **values}
+    path = folder / "pri_tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pri_e2e")
     run = tmp / "run"
-    config = tmp / "pri_tiny.yaml"
-    config.write_text(yaml.safe_dump({
-        "method": "pri", "seed": 0,
-        "data": {"dataset": "synthetic", "protocol": "genuine", "num_splits": 2, "input_size": [32, 16],
-                 "dataset_args": {"num_ids": 12, "images_per_camera": 2, "cache_dir": str(tmp / "cache")}},
-        "model": {"backbone": "resnet18", "pretrained": None, "feat_dim": 16, "predictor_feat_dim": 8,
-                  "sr_args": {"G0": 8, "D": 2, "C": 2, "G": 8}},
-        "schedule": {"pretrain_epochs": 1, "joint_epochs": 2, "lr_backbone": 1e-3, "lr_head": 1e-3},
-        "train": {"batch_size": 8, "num_instances": 2, "max_iters_per_epoch": 2, "output_dir": str(run),
-                  "progress": False, "tensorboard": False},
-    }))
+    config = tiny_pri_config(tmp, run, {"pretrain_epochs": 1, "joint_epochs": 2})
     torch.set_num_threads(1)
     assert cli("train", str(config)) == 0
     return run
@@ -86,19 +96,9 @@ def test_the_triplet_summary_is_a_training_message_not_a_loading_one(trained, ca
 def test_each_split_trains_the_finetune_baseline_beside_pri_and_shows_its_row(tmp_path):
     """schedule.baseline_finetune: `--each-split` trains split<i>/finetune/ too; its row joins the table."""
     run = tmp_path / "run"
-    config = tmp_path / "pri_tiny.yaml"
-    config.write_text(yaml.safe_dump({
-        "method": "pri", "seed": 0,
-        "data": {"dataset": "synthetic", "protocol": "genuine", "num_splits": 2, "input_size": [32, 16],
-                 "dataset_args": {"num_ids": 12, "images_per_camera": 2, "cache_dir": str(tmp_path / "cache")}},
-        "model": {"backbone": "resnet18", "pretrained": None, "feat_dim": 16, "predictor_feat_dim": 8,
-                  "sr_args": {"G0": 8, "D": 2, "C": 2, "G": 8}},
-        "schedule": {"pretrain_epochs": 1, "joint_epochs": 1, "lr_backbone": 1e-3, "lr_head": 1e-3,
-                     "baseline_finetune": True, "finetune_epochs": 2},
-        "eval": {"splits": [1]},
-        "train": {"batch_size": 8, "num_instances": 2, "max_iters_per_epoch": 2, "output_dir": str(run),
-                  "progress": False, "tensorboard": False, "num_threads": 1},
-    }))
+    config = tiny_pri_config(tmp_path, run, {"pretrain_epochs": 1, "joint_epochs": 1, "baseline_finetune": True,
+                                             "finetune_epochs": 2},
+                             eval={"splits": [1]}, train={"num_threads": 1})
     assert cli("train", str(config), "--each-split") == 0
     from lrreid.engine import checkpoint as ckpt_io
 

@@ -156,6 +156,9 @@ class PRITripletsConfig:
             raise ValueError(f"triplets.holdout is a share of the training persons in [0, 1), got {self.holdout}")
 
 
+PREDICTORS = ("nosr", "fixed", "size", "ideal", "adaptive", "mirror")  # the rows inference.predictors can ask for
+
+
 @dataclass
 class PRIInferenceConfig:
     """Evaluation of the scale predictors (PRI.md Table 2) and picture options."""
@@ -175,9 +178,6 @@ class PRIInferenceConfig:
         if unknown:
             raise ValueError(f"inference.predictors: unknown {', '.join(map(repr, unknown))}; "
                              f"expected some of {', '.join(PREDICTORS)}")
-
-
-PREDICTORS = ("nosr", "fixed", "size", "ideal", "adaptive", "mirror")
 
 
 @dataclass

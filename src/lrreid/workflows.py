@@ -175,11 +175,11 @@ def train_each_split(cfg, info) -> EvalReport | None:
         what = f"split {i}" + (f" {name}" if name else "")
         if state == "done":
             if info.is_main:
-                log.info("%s (%d of %d): finished before (%s exists), skipped", what, n, len(plan), sub / "eval.json")
+                log.info("%s (run %d of %d): finished before (%s exists), skipped", what, n, len(plan), sub / "eval.json")
             continue
         if info.is_main:
             how = "resuming from its last checkpoint" if state == "resume" else "training from scratch"
-            log.info("%s (%d of %d): %s -> %s", what, n, len(plan), how, sub)
+            log.info("%s (run %d of %d): %s -> %s", what, n, len(plan), how, sub)
         sub_cfg = split_run_config(cfg, i, resume=state == "resume", changes=companions.get(name), output_dir=sub)
         method = build_method(sub_cfg, splits)
         trainer = build_trainer(sub_cfg, method, splits, dist_info=info)

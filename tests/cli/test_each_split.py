@@ -181,9 +181,9 @@ def test_resume_retrains_only_unfinished_splits(trained, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="lrreid")
     assert cli("train", str(config), "--each-split", "--output", str(run), "--resume") == 0
     lines = [r.getMessage() for r in caplog.records if r.name == "lrreid.train"]
-    assert any(line.startswith("split 0 (1 of 3): finished before") for line in lines), lines
-    assert any(line.startswith("split 1 (2 of 3): training from scratch") for line in lines), lines
-    assert any(line.startswith("split 2 (3 of 3): resuming from its last checkpoint") for line in lines), lines
+    assert any(line.startswith("split 0 (run 1 of 3): finished before") for line in lines), lines
+    assert any(line.startswith("split 1 (run 2 of 3): training from scratch") for line in lines), lines
+    assert any(line.startswith("split 2 (run 3 of 3): resuming from its last checkpoint") for line in lines), lines
 
     assert file_times(run / "split0" / "checkpoints") == split0_times  # split 0 untouched
     assert (run / "split0" / "eval.json").stat().st_mtime_ns == split0_report

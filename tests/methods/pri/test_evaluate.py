@@ -247,3 +247,46 @@ def test_mirror_oracle_mirrors_the_fixed_scale_with_the_highest_rank1():
     ranks = np.array([[1, 2, 1, 4], [1, 1, 1, 3], [2, 1, 1, 1]])  # Rank-1: 2/4, 3/4, 3/4
     assert best_fixed_index(ranks) == 1  # the smaller scale of the tie
     assert best_fixed_index(ranks[[0, 2]]) == 1
+
+
+def test_fused_rows_average_the_scales_and_the_p_weighted_one_follows_p(m, tmp_path, monkeypatch):
+    from lrreid.methods.pri.data import load_image
+    from lrreid.methods.pri.evaluate import retrieval_metric
+    from lrreid.utils.modules import eval_mode
+
+    split = _noise_split(tmp_path)
+    pick = 2  # P made certain of one scale: its weighted fusion must be exactly that fixed scale's row
+    monkeypatch.setattr(m, "predict_scales", lambda x: torch.nn.functional.one_hot(
+        torch.full((len(x),), pick), len(m.scales)).float())
+    m.inference = PRIInferenceConfig(predictors=["fixed", "fused"])
+    report = evaluate_predictors(m, [split], _ctx()).report()
+    rows = {r.name: r.metrics for r in report.rows}
+    assert rows["fused, P-weighted"] == pytest.approx(rows[f"fixed x{m.scales[pick]}"])
+    # independently: the mean over scales of (normalised, for cosine) features, ranked by that metric
+    images = torch.stack([load_image(r.path) for r in split.query])
+    with torch.no_grad(), eval_mode(m):
+        g = m.embed(torch.stack([load_image(r.path, m.input_size) for r in split.gallery]))
+        per_scale = torch.stack([m.embed(m.super_resolve(images, s)) for s in m.scales])
+    metric = retrieval_metric(m)
+    if metric == "cosine":
+        per_scale, g = (torch.nn.functional.normalize(t, dim=-1) for t in (per_scale, g))
+    # (Euclidean on normalised features ranks as cosine does)
+    dist = torch.cdist(per_scale.mean(0), g).numpy()
+    expected = evaluate_rank(dist, [r.pid for r in split.query], [r.pid for r in split.gallery],
+                             [r.camid for r in split.query], [r.camid for r in split.gallery])
+    assert rows["fused, mean of scales"]["mAP"] == pytest.approx(expected.mAP)
+    assert rows["fused, mean of scales"]["Rank-1"] == pytest.approx(float(expected.cmc[0]))
+    singles = {round(rows[f"fixed x{s}"]["mAP"], 6) for s in m.scales}
+    assert len(singles) > 1 and round(expected.mAP, 6) not in singles, \
+        "the fused mean must differ from every single scale on this split (else the test proves nothing)"
+
+
+def test_fuse_scales_normalises_each_scale_for_cosine_and_weights_per_probe():
+    from lrreid.methods.pri.evaluate import fuse_scales
+
+    feats = torch.tensor([[[10., 0.], [0., 1.]], [[0., 1.], [3., 0.]]])  # [scales, probes, dim]
+    # cosine: a long feature at one scale must not outweigh the other scale
+    assert fuse_scales(feats, metric="cosine").tolist() == [[0.5, 0.5], [0.5, 0.5]]
+    assert fuse_scales(feats).tolist() == [[5.0, 0.5], [1.5, 0.5]]
+    weights = torch.tensor([[1., 0.], [0.25, 0.75]])  # probe 0 all on scale 0, probe 1 mostly on scale 1
+    assert fuse_scales(feats, weights).tolist() == [[10.0, 0.0], [2.25, 0.25]]

@@ -156,7 +156,7 @@ class PRITripletsConfig:
             raise ValueError(f"triplets.holdout is a share of the training persons in [0, 1), got {self.holdout}")
 
 
-PREDICTORS = ("nosr", "fixed", "size", "ideal", "adaptive", "mirror")  # the rows inference.predictors can ask for
+PREDICTORS = ("nosr", "fixed", "size", "ideal", "adaptive", "mirror", "fused")  # the rows inference.predictors can ask for
 
 
 @dataclass
@@ -170,7 +170,9 @@ class PRIInferenceConfig:
     batch_size: int = 64
     # rows of Table 2: nosr (F on the probe resized bicubically, no G), fixed, size, ideal, adaptive; and
     # mirror (lrreid): the ideal row's noise floor, an oracle choosing per probe between the best fixed
-    # scale and the same probe mirrored -- a choice that carries no scale (docs/pri.md, "Evaluation")
+    # scale and the same probe mirrored -- a choice that carries no scale (docs/pri.md, "Evaluation"); and
+    # fused (lrreid): no choice at all, the probe's features at every scale averaged, once uniformly and once
+    # weighted by P's probabilities -- N passes a probe instead of PRI's one
     predictors: list[str] = field(default_factory=lambda: ["nosr", "fixed", "size", "ideal", "adaptive"])
 
     def __post_init__(self):

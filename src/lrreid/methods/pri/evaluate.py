@@ -16,6 +16,10 @@ directly.  Each predictor then only chooses, per probe, which of those features 
 * ``mirror oracle`` (``inference.predictors`` with ``mirror``; lrreid's): per probe, the better of
   the best fixed scale and the same probe mirrored at that scale -- an oracle over a choice that
   carries no scale information, so it measures how much of the ideal row's lead is choice noise.
+* ``fused, mean of scales`` and ``fused, P-weighted`` (``inference.predictors`` with ``fused``;
+  lrreid's): no choice, the probe's features at all scales averaged (each L2-normalised first when
+  F ranks by cosine), with equal weights or with P's probabilities.  They cost N SR + F passes a
+  probe against PRI's one; the P-weighted row above the plain mean is what P's probabilities add.
 
 Beside them, the baselines that answer "does SR help at all?" (docs/pri.md, "Baselines"):
 
@@ -168,6 +172,10 @@ class PRIEvaluation:
                 f"mirror oracle: per probe, the better of the best fixed scale ({shown}) and the same probe mirrored at "
                 "that scale; mirroring carries no scale information, so the part of the ideal row's lead over the fixed "
                 "scales that this row also reaches is choice noise, not a signal P could learn")
+        if FUSED_P in self.results:
+            report.notes.append(
+                f"fused rows: each probe's features at all {len(self.scales)} scales averaged, with equal weights or with "
+                "P's probabilities; they cost one SR + F pass a scale, where a predictor's row costs one")
         report.notes.extend(self.notes)
         return report
 
@@ -380,12 +388,37 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
                                      q_pids, g_pids, q_cams, g_cams)
         result.results[MIRROR_ORACLE].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
         result.mirror_scales.append(scale)
+    if "fused" in wanted:
+        for name, weights in ((FUSED_MEAN, None), (FUSED_P, probs)):
+            dist = pairwise_distance(fuse_scales(q_feats, weights, metric), g_feats, metric).numpy()
+            result.results[name].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
     k = min(TOPK, len(gallery))
     topk = smallest_k(dists, k)[1]  # [N, Q, k], ties in gallery order
     result.details.append(SplitDetail(str(split.name), query, gallery, probs.numpy(), choices, topk, ranks, skipped))
 
 
 MIRROR_ORACLE = "mirror oracle"
+FUSED_MEAN, FUSED_P = "fused, mean of scales", "fused, P-weighted"
+
+
+def fuse_scales(feats: torch.Tensor, weights: torch.Tensor | None = None, metric: str = "euclidean") -> torch.Tensor:
+    """One feature per probe ``[Q, D]`` from its features at every scale ``feats [N, Q, D]``: their
+    average, weighted per probe by ``weights [Q, N]`` (rows summing to 1; None: equal weights).
+
+    For a cosine F each scale's feature is L2-normalised first, so that no scale weighs more for
+    having a longer feature (cosine ignores the length of the result).
+
+    >>> f = torch.tensor([[[2., 0.]], [[0., 1.]]])                 # one probe, two scales
+    >>> fuse_scales(f).tolist(), fuse_scales(f, metric="cosine").tolist()
+    ([[1.0, 0.5]], [[0.5, 0.5]])
+    >>> fuse_scales(f, torch.tensor([[0.25, 0.75]])).tolist()
+    [[0.5, 0.75]]
+    """
+    if metric == "cosine":
+        feats = torch.nn.functional.normalize(feats, dim=-1)
+    if weights is None:
+        return feats.mean(dim=0)
+    return torch.einsum("nqd,qn->qd", feats, weights.to(feats.dtype))
 
 
 def best_fixed_index(ranks: np.ndarray) -> int:

@@ -290,3 +290,17 @@ def test_fuse_scales_normalises_each_scale_for_cosine_and_weights_per_probe():
     assert fuse_scales(feats).tolist() == [[5.0, 0.5], [1.5, 0.5]]
     weights = torch.tensor([[1., 0.], [0.25, 0.75]])  # probe 0 all on scale 0, probe 1 mostly on scale 1
     assert fuse_scales(feats, weights).tolist() == [[10.0, 0.0], [2.25, 0.25]]
+
+
+def test_the_mirror_pass_does_not_run_p_again(m, tmp_path, monkeypatch):
+    split = _noise_split(tmp_path)
+    calls = []
+    real = m.predict_scales
+    monkeypatch.setattr(m, "predict_scales", lambda x: calls.append(len(x)) or real(x))
+    counts = []
+    for predictors in (["fixed", "adaptive"], ["fixed", "adaptive", "mirror"]):
+        calls.clear()
+        m.inference = PRIInferenceConfig(predictors=predictors)
+        evaluate_predictors(m, [split], _ctx())
+        counts.append(sum(calls))
+    assert counts[0] == len(split.query) and counts[1] == counts[0]

@@ -262,9 +262,9 @@ def load_probes(method, records) -> tuple[list, list[torch.Tensor], int]:
 
 @torch.no_grad()
 def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext, batch_size: int,
-                           scales: Sequence[int] | None = None):
+                           scales: Sequence[int] | None = None, with_probs: bool = True):
     """``(feats [N, Q, D], probs [Q, N])``: every probe embedded once per scale (``scales``, default
-    the method's), plus P's probabilities."""
+    the method's), plus P's probabilities (None with ``with_probs=False``: P is not run)."""
     scales = list(method.scales if scales is None else scales)
     num_scales = len(scales)
     feats: list[list[torch.Tensor | None]] = [[None] * len(images) for _ in range(num_scales)]
@@ -272,14 +272,15 @@ def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext
     groups = [chunk for idx in _bucket_by_size(images).values() for chunk in _batches(idx, batch_size)]
     for chunk in ctx.progress(groups, total=len(groups), desc="probes x scales"):
         x = torch.stack([images[i] for i in chunk]).to(ctx.device)
-        p = method.predict_scales(x).cpu()
-        for j, i in enumerate(chunk):
-            probs[i] = p[j]
+        if with_probs:
+            p = method.predict_scales(x).cpu()
+            for j, i in enumerate(chunk):
+                probs[i] = p[j]
         for k, s in enumerate(scales):
             f = method.embed(method.super_resolve(x, s)).cpu()
             for j, i in enumerate(chunk):
                 feats[k][i] = f[j]
-    return torch.stack([torch.stack(per_scale) for per_scale in feats]), torch.stack(probs)
+    return torch.stack([torch.stack(per_scale) for per_scale in feats]), torch.stack(probs) if with_probs else None
 
 
 def _overlaps_training(method, split) -> bool:
@@ -441,7 +442,8 @@ def _mirror_oracle(method, images, g_feats, ranks, aps, margins, dists, ctx, bat
     """
     best = best_fixed_index(ranks)
     scale = int(method.scales[best])
-    mirrored, _ = embed_probes_at_scales(method, [img.flip(-1) for img in images], ctx, batch_size, scales=[scale])
+    mirrored, _ = embed_probes_at_scales(method, [img.flip(-1) for img in images], ctx, batch_size, scales=[scale],
+                                         with_probs=False)
     d_mirror = pairwise_distance(mirrored[0], g_feats, retrieval_metric(method)).numpy()
     r_m, ap_m, mg_m = first_match_rank_and_ap(d_mirror, q_pids, g_pids, q_cams, g_cams, with_margin=True)
     pick = ideal_choice(np.stack([ranks[best], r_m]), np.stack([aps[best], ap_m]), np.stack([margins[best], mg_m]))

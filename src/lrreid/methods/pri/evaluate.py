@@ -175,7 +175,8 @@ class PRIEvaluation:
         if FUSED_P in self.results:
             report.notes.append(
                 f"fused rows: each probe's features at all {len(self.scales)} scales averaged, with equal weights or with "
-                "P's probabilities; they cost one SR + F pass a scale, where a predictor's row costs one")
+                f"P's probabilities; each probe costs {len(self.scales)} SR + F passes (one per scale), where a predictor's "
+                "row costs one")
         report.notes.extend(self.notes)
         return report
 

@@ -193,6 +193,50 @@ def test_no_sr_row_is_f_on_the_probe_resized_bicubically_with_no_g(m, tmp_path):
     assert got.rank(1) == pytest.approx(expected.rank(1)) and got.mAP == pytest.approx(expected.mAP)
 
 
+def test_nosr_net_row_is_f_on_the_probe_at_its_own_size_with_no_g(m, tmp_path):
+    """The second no-SR row: F's own input resize (bilinear, as in training), not PIL's bicubic."""
+    from lrreid.methods.pri.data import load_image
+
+    split = _toy_split(tmp_path, name="nosr_net", probe_hw=(9, 5))
+    for i, r in enumerate(split.query):  # probes with texture, so that the two resizes differ
+        rng = np.random.default_rng(i)
+        Image.fromarray(rng.integers(0, 256, (9, 5, 3), dtype=np.uint8)).save(r.path)
+    calls = []
+    handle = m.sr_net.register_forward_hook(lambda *a: calls.append(1))
+    m.inference = PRIInferenceConfig(predictors=["nosr", "nosr_net"])
+    try:
+        result = evaluate_predictors(m, [split], _ctx())
+    finally:
+        handle.remove()
+    assert calls == []  # G never ran
+    assert list(result.results) == ["no SR", "no SR, F's resize"]
+    g = m.embed(torch.stack([load_image(r.path, m.input_size) for r in split.gallery]))
+    q_net = m.embed(torch.stack([load_image(r.path) for r in split.query]))  # own size: F's resize
+    q_pil = m.embed(torch.stack([load_image(r.path, m.input_size) for r in split.query]))
+    assert not torch.allclose(q_net, q_pil, atol=1e-4)  # the two rows measure different inputs
+    args = ([r.pid for r in split.query], [r.pid for r in split.gallery],
+            [r.camid for r in split.query], [r.camid for r in split.gallery])
+    expected = evaluate_rank(torch.cdist(q_net, g).numpy(), *args, max_rank=10)
+    got = result.results["no SR, F's resize"][0]
+    assert got.mAP == pytest.approx(expected.mAP) and got.rank(1) == pytest.approx(expected.rank(1))
+    other = evaluate_rank(torch.cdist(q_pil, g).numpy(), *args, max_rank=10)
+    assert other.mAP != pytest.approx(expected.mAP)  # else this test could not tell the rows apart
+
+
+def test_the_finetuned_baseline_gets_both_no_sr_rows_and_nothing_else(m, tmp_path):
+    import dataclasses
+
+    split = _toy_split(tmp_path, name="ft")
+    schedule = m.schedule
+    m.schedule = dataclasses.replace(schedule, mode="finetune")
+    m.inference = PRIInferenceConfig(predictors=["nosr", "nosr_net", "fixed", "adaptive"])
+    try:
+        result = evaluate_predictors(m, [split], _ctx())
+    finally:
+        m.schedule = schedule
+    assert list(result.results) == ["fine-tuned, no SR", "fine-tuned, no SR, F's resize"]
+
+
 def test_unknown_predictor_names_are_a_config_error():
     with pytest.raises(ValueError, match="unknown 'adaptve'"):
         PRIInferenceConfig(predictors=["nosr", "adaptve"])

@@ -156,7 +156,7 @@ class PRITripletsConfig:
             raise ValueError(f"triplets.holdout is a share of the training persons in [0, 1), got {self.holdout}")
 
 
-PREDICTORS = ("nosr", "fixed", "size", "ideal", "adaptive", "mirror", "fused")  # the rows inference.predictors can ask for
+PREDICTORS = ("nosr", "nosr_net", "fixed", "size", "ideal", "adaptive", "mirror", "fused")  # the rows inference.predictors can ask for
 
 
 @dataclass
@@ -169,6 +169,10 @@ class PRIInferenceConfig:
     overlapping_splits: Literal["skip", "error", "keep"] = "skip"  # splits whose test images were training images
     batch_size: int = 64
     # rows of Table 2: nosr (F on the probe resized bicubically, no G), fixed, size, ideal, adaptive; and
+    # nosr_net (lrreid): no G either, but the probe enlarged by F's own input resize (bilinear), the one F
+    # is trained with and search runs -- PIL's bicubic is a resize F never saw in training, and which of
+    # the two suits F depends on the data (docs/pri.md, "Evaluation"); with a G that has no x1 (CARN-M)
+    # this row equals fixed x1, and for the fine-tuned baseline it is its own second row; and
     # mirror (lrreid): the ideal row's noise floor, an oracle choosing per probe between the best fixed
     # scale and the same probe mirrored -- a choice that carries no scale (docs/pri.md, "Evaluation"); and
     # fused (lrreid): no choice at all, the probe's features at every scale averaged, once uniformly and once

@@ -24,8 +24,13 @@ directly.  Each predictor then only chooses, per probe, which of those features 
 Beside them, the baselines that answer "does SR help at all?" (docs/pri.md, "Baselines"):
 
 * ``no SR``: the same F on the probe resized bicubically to F's input (as gallery images are), no G;
-* ``fine-tuned, no SR``: the model of ``schedule.mode: finetune`` (F alone, fine-tuned as a plain
-  re-ID model on the same training persons) evaluated the same way; such a model has only this row.
+* ``no SR, F's resize`` (``nosr_net``, lrreid): no G either, but the probe at its own size enlarged
+  by F's input resize (bilinear: the resize F is trained with, and the one search runs).  Which of
+  the two resizes suits F depends on the data; with an SR network that has no x1 (CARN-M) this row
+  equals ``fixed x1``;
+* ``fine-tuned, no SR`` (and ``fine-tuned, no SR, F's resize``): the model of ``schedule.mode:
+  finetune`` (F alone, fine-tuned as a plain re-ID model on the same training persons) evaluated
+  the same ways; such a model has only these rows.
 
 Rank-1/5/10 and mAP per split, then mean and std over the splits (lrreid.evaluation.summarize).
 Splits whose test images were used for training (a model trained on split 0, evaluated on split 3
@@ -284,6 +289,18 @@ def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext
     return torch.stack([torch.stack(per_scale) for per_scale in feats]), torch.stack(probs) if with_probs else None
 
 
+@torch.no_grad()
+def embed_probes_without_sr(method, images: list[torch.Tensor], ctx: EpochContext, batch_size: int) -> torch.Tensor:
+    """``[Q, D]``: F's features of probes at their own size, enlarged by F's input resize; G never runs."""
+    feats: list[torch.Tensor | None] = [None] * len(images)
+    groups = [chunk for idx in _bucket_by_size(images).values() for chunk in _batches(idx, batch_size)]
+    for chunk in ctx.progress(groups, total=len(groups), desc="probes, no SR"):
+        f = method.embed(torch.stack([images[i] for i in chunk]).to(ctx.device)).cpu()
+        for j, i in enumerate(chunk):
+            feats[i] = f[j]
+    return torch.stack(feats)
+
+
 def _overlaps_training(method, split) -> bool:
     if not method.train_paths:
         return False
@@ -325,6 +342,7 @@ def evaluate_predictors(method, splits: Sequence, ctx: EpochContext) -> PRIEvalu
 
 
 NO_SR, FINETUNED_NO_SR = "no SR", "fine-tuned, no SR"
+NET_RESIZE = ", F's resize"  # suffix of the nosr_net rows
 
 
 def retrieval_metric(method) -> str:
@@ -357,7 +375,13 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
         nosr = embed_gallery(method, query, ctx, batch_size)
         dist = pairwise_distance(nosr, g_feats, metric).numpy()
         result.results[no_sr_row_name(method)].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
-    if finetune_only or not set(cfg.predictors) - {"nosr"}:  # finetune: G and P were never trained
+    if "nosr_net" in cfg.predictors:
+        # no G; the probe at its own size through F's input resize, as in training and search
+        native = embed_probes_without_sr(method, images, ctx, batch_size)
+        dist = pairwise_distance(native, g_feats, metric).numpy()
+        result.results[no_sr_row_name(method) + NET_RESIZE].append(
+            evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
+    if finetune_only or not set(cfg.predictors) - {"nosr", "nosr_net"}:  # finetune: G and P were never trained
         num = len(method.scales)
         result.details.append(SplitDetail(str(split.name), query, gallery, np.full((len(query), num), 1.0 / num), {},
                                           np.zeros((num, len(query), 0), dtype=np.int64), np.full((num, len(query)), np.inf), skipped))

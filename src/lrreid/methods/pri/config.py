@@ -171,7 +171,7 @@ class PRIInferenceConfig:
     # rows of Table 2: nosr (F on the probe resized bicubically, no G), fixed, size, ideal, adaptive; and
     # nosr_net (lrreid): no G either, but the probe enlarged by F's own input resize (bilinear), the one F
     # is trained with and search runs -- PIL's bicubic is a resize F never saw in training, and which of
-    # the two suits F depends on the data (docs/pri.md, "Evaluation"); with a G that has no x1 (CARN-M)
+    # the two suits F depends on the data (docs/pri.md, "Baselines"); with a G that has no x1 (CARN-M)
     # this row equals fixed x1, and for the fine-tuned baseline it is its own second row; and
     # mirror (lrreid): the ideal row's noise floor, an oracle choosing per probe between the best fixed
     # scale and the same probe mirrored -- a choice that carries no scale (docs/pri.md, "Evaluation"); and

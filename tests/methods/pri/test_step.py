@@ -105,6 +105,12 @@ def test_images_never_measured_are_measured_when_first_seen(tiny_pri, batch, epo
     _start(m, joint, 1, epoch_ctx())            # not a refresh epoch
     m(batch(start=8), joint, 1)
     assert m.soft_labels.measured[8:].all() and not m.soft_labels.measured[:8].any()
+    # the label_best statistic says how many labels it is a share of
+    stats = m.on_epoch_end(joint, 1, epoch_ctx())
+    assert stats["label_best_n"] == int(m.soft_labels.measured.sum()) and 0 <= stats["label_best"] <= 1
+    _start(m, joint, 2, epoch_ctx())            # nothing new measured: no share of nothing
+    m(batch(start=8), joint, 2)
+    assert "label_best" not in m.on_epoch_end(joint, 2, epoch_ctx())
 
 
 def test_one_hot_ablation_targets(tiny_pri, batch, epoch_ctx):

@@ -438,7 +438,9 @@ class PRIMethod(Method):
             out["label_entropy"], out["label_max_prob"] = stats["entropy"], stats["max_prob"]
         hits, count = self._epoch_label_hits
         if count:
-            out["label_best"] = hits / count
+            # with its count: on an epoch that does not re-measure the table, only the images seen for
+            # the first time are measured, and a share of a handful reads as 0 or 1
+            out["label_best"], out["label_best_n"] = hits / count, float(count)
         out.update(self.heldout_statistics(ctx))
         return out
 

@@ -270,7 +270,8 @@ def load_probes(method, records) -> tuple[list, list[torch.Tensor], int]:
 def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext, batch_size: int,
                            scales: Sequence[int] | None = None, with_probs: bool = True):
     """``(feats [N, Q, D], probs [Q, N])``: every probe embedded once per scale (``scales``, default
-    the method's), plus P's probabilities (None with ``with_probs=False``: P is not run)."""
+    the method's; ``None`` in it: no G, the probe through F's input resize only), plus P's
+    probabilities (None with ``with_probs=False``: P is not run)."""
     scales = list(method.scales if scales is None else scales)
     num_scales = len(scales)
     feats: list[list[torch.Tensor | None]] = [[None] * len(images) for _ in range(num_scales)]
@@ -283,22 +284,10 @@ def embed_probes_at_scales(method, images: list[torch.Tensor], ctx: EpochContext
             for j, i in enumerate(chunk):
                 probs[i] = p[j]
         for k, s in enumerate(scales):
-            f = method.embed(method.super_resolve(x, s)).cpu()
+            f = method.embed(x if s is None else method.super_resolve(x, s)).cpu()
             for j, i in enumerate(chunk):
                 feats[k][i] = f[j]
     return torch.stack([torch.stack(per_scale) for per_scale in feats]), torch.stack(probs) if with_probs else None
-
-
-@torch.no_grad()
-def embed_probes_without_sr(method, images: list[torch.Tensor], ctx: EpochContext, batch_size: int) -> torch.Tensor:
-    """``[Q, D]``: F's features of probes at their own size, enlarged by F's input resize; G never runs."""
-    feats: list[torch.Tensor | None] = [None] * len(images)
-    groups = [chunk for idx in _bucket_by_size(images).values() for chunk in _batches(idx, batch_size)]
-    for chunk in ctx.progress(groups, total=len(groups), desc="probes, no SR"):
-        f = method.embed(torch.stack([images[i] for i in chunk]).to(ctx.device)).cpu()
-        for j, i in enumerate(chunk):
-            feats[i] = f[j]
-    return torch.stack(feats)
 
 
 def _overlaps_training(method, split) -> bool:
@@ -377,7 +366,7 @@ def _evaluate_split(method, split, ctx: EpochContext, result: PRIEvaluation) -> 
         result.results[no_sr_row_name(method)].append(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))
     if "nosr_net" in cfg.predictors:
         # no G; the probe at its own size through F's input resize, as in training and search
-        native = embed_probes_without_sr(method, images, ctx, batch_size)
+        native = embed_probes_at_scales(method, images, ctx, batch_size, scales=[None], with_probs=False)[0][0]
         dist = pairwise_distance(native, g_feats, metric).numpy()
         result.results[no_sr_row_name(method) + NET_RESIZE].append(
             evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank))

@@ -108,6 +108,32 @@ def test_the_scale_closest_to_the_hr_feature_gets_the_highest_label(label_loss, 
     assert torch.isfinite(out["loss"])
 
 
+# A batch where the scale closest to the own x_h is not the one that ranks best: image 0 (x_h 0.26)
+# is closest to G_3 (0.30), but G_3 is nearer still to person 1's x_h (0.33); G_2 (0.20) keeps it
+# nearer its own x_h than to anyone else's by the widest margin.
+V_MARGIN = torch.tensor([0.26, 0.33, 0.10, 0.38])
+
+
+def test_margin_labels_reward_the_scale_that_separates_the_person(epoch_ctx):
+    m = rigged_pri(PRILossConfig(label_target="margin"), num_lr_images=len(V_MARGIN))
+    joint = m.phases()[0]
+    m.train()
+    m.apply_phase(joint)
+    m.on_epoch_start(joint, 0, epoch_ctx())
+    n = len(V_MARGIN)
+    batch = {"x_l": torch.rand(n, 3, 4, 2, generator=torch.Generator().manual_seed(0)),
+             "x_h": V_MARGIN.view(n, 1, 1, 1).expand(n, 3, 16, 8).clone(),
+             "pid": torch.arange(n), "lr_index": torch.arange(n)}
+    m(batch, joint, 0)
+    # by hand: own distance minus the nearest other person's, per scale value s / 10
+    to_each_xh = (torch.tensor(SCALES)[None] / 10.0 - V_MARGIN[:, None]).abs()  # [x_h j, scale]
+    own = to_each_xh
+    nearest_other = torch.stack([to_each_xh[[j for j in range(n) if j != i]].min(dim=0).values for i in range(n)])
+    expected = (own - nearest_other).argmin(dim=1)
+    assert expected.tolist() == [1, 2, 0, 3] and own.argmin(dim=1).tolist() == [2, 2, 0, 3]
+    assert m.soft_labels.labels.argmax(dim=1).tolist() == expected.tolist()
+
+
 def test_labels_are_sharp_whatever_the_feature_scale(epoch_ctx):
     """The normalised labels do not change when F's features are multiplied by a constant; Eq. 3's do."""
     def labels_with(feature_scale, norm):

@@ -121,3 +121,27 @@ def test_normalised_labels_do_not_depend_on_the_feature_scale_and_keep_gamma_odd
         scale_factor_metric(d, 1, "max", 1.0)
     with pytest.raises(ConfigError):
         scale_factor_metric(d, 1, "mean", 0.0)
+
+
+def test_margin_distances_by_hand():
+    from lrreid.methods.pri.soft_labels import margin_distances
+
+    anchors = torch.tensor([[0.0], [1.0], [3.0]])  # the batch's x_h: persons 0, 1, 0
+    pids = torch.tensor([0, 1, 0])
+    # image 0 at scale 0 is 0.4 (own anchor 0.4 away, person 1's 0.6): -0.2; at scale 1 it is 0.8 (0.8 - 0.2)
+    # image 1 at scale 0 is 1.0 (0 - 1.0, its nearest other person is at 0.0): -1.0; at scale 1 it is 2.0 (1.0 - 1.0)
+    # image 2's own anchor is at 3.0: 2.9 -> 0.1 - 1.9; 0.5 -> 2.5 - 0.5 (the other image of person 0 is not "other")
+    feats = torch.tensor([[[0.4], [1.0], [2.9]], [[0.8], [2.0], [0.5]]])
+    torch.testing.assert_close(margin_distances(feats, anchors, pids),
+                               torch.tensor([[-0.2, 0.6], [-1.0, 0.0], [-1.8, 2.0]]))
+    # a batch of one person has no other: the plain distance to the own x_h
+    torch.testing.assert_close(margin_distances(feats[:, [0, 2]], anchors[[0, 2]], pids[[0, 2]]),
+                               torch.tensor([[0.4, 0.8], [0.1, 2.5]]))
+
+
+def test_margin_target_refuses_the_mean_norm():
+    from lrreid.methods.pri.config import PRILossConfig
+
+    PRILossConfig(label_target="margin", label_norm="std")
+    with pytest.raises(ValueError, match="label_norm: mean"):
+        PRILossConfig(label_target="margin", label_norm="mean")

@@ -74,6 +74,10 @@ class PRILossConfig:
     # (docs/pri.md, "Soft labels", has the measurements behind std + 0.5)
     label_norm: Literal["none", "mean", "std"] = "std"
     label_temperature: float = 0.5
+    # what Eq. 3's d_i measures: distance (the paper: to the person's own HR image) | margin (lrreid:
+    # that distance minus the one to the nearest other person's HR image in the batch, so the label
+    # rewards the scale that ranks the true match first; docs/pri.md, "Soft labels")
+    label_target: Literal["distance", "margin"] = "distance"
     omega: int = 1  # soft labels re-measured every omega joint epochs; 0 = random decision per epoch
     soft_labels: bool = True  # false: one-hot labels at the best scale (the paper's ablation)
     label_smoothing: float = 0.0  # of L_id (the paper uses none)
@@ -93,6 +97,9 @@ class PRILossConfig:
                 build_degradation(self.sr_degradation)
             except Exception as exc:  # ConfigError names the bad step
                 raise ValueError(f"loss.sr_degradation: {exc}") from None
+        if self.label_target == "margin" and self.label_norm == "mean":
+            raise ValueError("loss.label_norm: mean divides by the mean d_i, which is about 0 for "
+                             "label_target: margin (a difference of distances); use std or none")
         if not self.label_temperature > 0:
             raise ValueError(f"loss.label_temperature must be > 0, got {self.label_temperature}")
         if self.omega < 0:

@@ -34,6 +34,7 @@ from lrreid.methods.pri.soft_labels import (
     best_ranking_scale,
     label_statistics,
     one_hot_labels,
+    margin_distances,
     scale_factor_metric,
     should_refresh,
 )
@@ -373,7 +374,7 @@ class PRIMethod(Method):
             # G(x_l) and G(x_l[rows]) are the same numbers).
             with torch.no_grad():
                 outputs = [self.lr_net_inputs(x_l, lr_hw, s) for s in self.scales]
-                labels = self._soft_labels_of_net_inputs(outputs, x_h)
+                labels = self._soft_labels_of_net_inputs(outputs, x_h, pids)
             del outputs
             update = torch.ones_like(measured) if self._refresh_epoch else ~measured
             self.soft_labels.update(lr_index.cpu()[update], labels.cpu()[update])
@@ -405,18 +406,31 @@ class PRIMethod(Method):
         return x_rp_net
 
     @torch.no_grad()
-    def measure_soft_labels(self, sr_outputs: Sequence[torch.Tensor], x_h: torch.Tensor) -> torch.Tensor:
-        """Eq. 3 for a batch: distances of F(G_ri(x_l)) to F(x_h) in F's retrieval space (eval mode)."""
-        return self._soft_labels_of_net_inputs([self.net_input(o) for o in sr_outputs], x_h)
+    def measure_soft_labels(self, sr_outputs: Sequence[torch.Tensor], x_h: torch.Tensor,
+                            pids: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 3 for a batch: distances of F(G_ri(x_l)) to F(x_h) in F's retrieval space (eval mode).
+
+        ``pids`` (the batch's person ids) is needed by ``loss.label_target: margin`` only."""
+        return self._soft_labels_of_net_inputs([self.net_input(o) for o in sr_outputs], x_h, pids)
 
     @torch.no_grad()
-    def _soft_labels_of_net_inputs(self, net_inputs: Sequence[torch.Tensor], x_h: torch.Tensor) -> torch.Tensor:
+    def _soft_labels_of_net_inputs(self, net_inputs: Sequence[torch.Tensor], x_h: torch.Tensor,
+                                   pids: torch.Tensor | None = None) -> torch.Tensor:
         with eval_mode(self.reid_net):
             anchor = self.reid_net(self.net_input(x_h)).float()
             feats = torch.stack([self.reid_net(x).float() for x in net_inputs])  # [N, B, D]
-            dists = (feats - anchor[None]).norm(dim=2).t()  # [B, N]
         self._last_feats, self._last_anchor = feats, anchor
+        return self._soft_labels_of_features(feats, anchor, pids)
+
+    def _soft_labels_of_features(self, feats: torch.Tensor, anchor: torch.Tensor, pids: torch.Tensor | None) -> torch.Tensor:
+        """Eq. 3 from F's features ``[N, B, D]`` of the LR images at each scale and of their x_h ``[B, D]``."""
         cfg = self.loss_cfg
+        if cfg.label_target == "margin":
+            if pids is None:
+                raise ValueError("loss.label_target: margin needs the batch's person ids")
+            dists = margin_distances(feats, anchor, pids)
+        else:
+            dists = (feats - anchor[None]).norm(dim=2).t()  # [B, N]
         return scale_factor_metric(dists, cfg.gamma, cfg.label_norm, cfg.label_temperature)
 
     # ------------------------------------------------------------------------------------------ statistics
@@ -455,27 +469,33 @@ class PRIMethod(Method):
                 torch.manual_seed(0)
                 self._heldout_items = [ds[i] for i in range(len(ds))]
         device = next(self.parameters()).device
-        labels, p_idx, feats, anchors, pids = [], [], [], [], []
-        with eval_mode(self.sr_net), eval_mode(self.scale_predictor):
+        p_idx, feats, anchors, pids = [], [], [], []
+        with eval_mode(self.sr_net), eval_mode(self.scale_predictor), eval_mode(self.reid_net):
             for start in range(0, len(self._heldout_items), 32):
                 chunk = self._heldout_items[start:start + 32]
                 x_l = torch.stack([c["x_l"] for c in chunk]).to(device)
                 x_h = torch.stack([c["x_h"] for c in chunk]).to(device)
                 lr_hw = torch.stack([c["lr_hw"] for c in chunk])
-                outputs = [self.lr_net_inputs(x_l, lr_hw, s) for s in self.scales]
-                labels.append(self._soft_labels_of_net_inputs(outputs, x_h).cpu())
-                feats.append(self._last_feats.cpu())
-                anchors.append(self._last_anchor.cpu())
+                feats.append(torch.stack([self.reid_net(self.lr_net_inputs(x_l, lr_hw, s)).float() for s in self.scales]).cpu())
+                anchors.append(self.reid_net(self.net_input(x_h)).float().cpu())
                 pids.append(torch.tensor([int(c["pid"]) for c in chunk]))
                 p_idx.append(self.scale_predictor(self.lr_net_inputs(x_l, lr_hw)).argmax(dim=1).cpu())
-        labels, p_idx, pids = torch.cat(labels), torch.cat(p_idx), torch.cat(pids)
-        best = best_ranking_scale(torch.cat(feats, dim=1), torch.cat(anchors), pids, pids)
+        feats, anchors, p_idx, pids = torch.cat(feats, dim=1), torch.cat(anchors), torch.cat(p_idx), torch.cat(pids)
+        # the labels of all held-out images at once: a margin label's other persons are all the held-out ones
+        labels = self._soft_labels_of_features(feats, anchors, pids)
+        best = best_ranking_scale(feats, anchors, pids, pids)
         ok = best >= 0
         label_idx = labels.argmax(dim=1)
+        def share(hits: torch.Tensor) -> float:
+            return float(hits[ok].float().mean()) if ok.any() else float("nan")
+
         return {
             "heldout_p_label": float((p_idx == label_idx).float().mean()),
-            "heldout_p_best": float((p_idx == best)[ok].float().mean()) if ok.any() else float("nan"),
-            "heldout_label_best": float((label_idx == best)[ok].float().mean()) if ok.any() else float("nan"),
+            "heldout_p_best": share(p_idx == best),
+            "heldout_label_best": share(label_idx == best),
+            # the held-out analogue of "P beats the best fixed scale": the constant scale that is the
+            # best-ranking one most often on these images (chosen in hindsight)
+            "heldout_best_constant": max(share(best == k) for k in range(len(self.scales))),
         }
 
     # ------------------------------------------------------------------------------------------ state

@@ -21,6 +21,14 @@ temperature ``T`` (``label_temperature``)::
 relative differences of the distances, so multiplying F's features by a constant leaves it
 unchanged; gamma keeps its role (an odd power of the centred distances, sign kept).
 
+What ``d`` measures (``label_target``): ``distance`` is the paper's, the distance to the person's
+own HR image.  It rewards a scale that brings the probe closer to its HR image even when it brings
+it closer still to other persons' (on CAVIAR4REID, SR does: the labels' argmax was the scale that
+ranks the true match best for only 26-54% of training images, docs/results.md).  ``margin``
+(lrreid) subtracts the distance to the nearest HR image of another person in the batch
+(:func:`margin_distances`), so the label rewards the scale that separates the person from the
+others, which is what ranking needs; Eq. 3 is applied to it unchanged.
+
 The labels are stored per training LR image in :class:`SoftLabelTable` and refreshed every
 ``omega`` epochs (:func:`should_refresh`).
 """
@@ -69,6 +77,34 @@ def scale_factor_metric(distances: torch.Tensor, gamma: int = 1, norm: str = "no
         centred = centred / distances.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-12)
     # torch.pow with an integer exponent keeps the sign of negative bases for odd gamma.
     return (torch.pow(centred, gamma) / temperature).softmax(dim=1)
+
+
+LABEL_TARGETS = ("distance", "margin")
+
+
+def margin_distances(feats: torch.Tensor, anchors: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+    """``d`` of the ``margin`` label ``[B, N]``: distance to the own HR feature minus the nearest other person's.
+
+    ``feats`` ``[N, B, D]``: F's feature of each of B LR images at each of N scales; ``anchors``
+    ``[B, D]``: F's feature of each image's own x_h, the batch's HR images; ``pids`` ``[B]``.
+    Negative where the own HR image is the nearer one; smaller is better, as for Eq. 3's distance.
+    An image whose batch holds no other person keeps the plain distance (every scale of it alike,
+    so its label is Eq. 3's).
+
+    Example (one scale puts image 0 nearer its own anchor, but nearer still to person 1's)::
+
+        >>> anchors = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+        >>> feats = torch.tensor([[[0.5, 0.0], [1.0, 0.0]], [[-0.6, 0.0], [1.0, 0.0]]])  # scale 0, scale 1
+        >>> margin_distances(feats, anchors, torch.tensor([0, 1]))[0]
+        tensor([ 0.0000, -1.0000])
+    """
+    feats, anchors = feats.float(), anchors.float()
+    own = (feats - anchors[None]).norm(dim=2)  # [N, B]
+    dist = torch.cdist(feats, anchors[None].expand(feats.shape[0], -1, -1))  # [N, B, B]
+    other = (pids[:, None] != pids[None, :]).to(dist.device)
+    nearest_other = torch.where(other[None], dist, torch.tensor(float("inf"), device=dist.device)).min(dim=2).values
+    d = torch.where(torch.isfinite(nearest_other), own - nearest_other, own)
+    return d.t()
 
 
 def label_statistics(labels: torch.Tensor) -> dict[str, float]:

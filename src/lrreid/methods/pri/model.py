@@ -33,8 +33,8 @@ from lrreid.methods.pri.soft_labels import (
     SoftLabelTable,
     best_ranking_scale,
     label_statistics,
-    one_hot_labels,
     margin_distances,
+    one_hot_labels,
     scale_factor_metric,
     should_refresh,
 )
@@ -486,6 +486,7 @@ class PRIMethod(Method):
         best = best_ranking_scale(feats, anchors, pids, pids)
         ok = best >= 0
         label_idx = labels.argmax(dim=1)
+
         def share(hits: torch.Tensor) -> float:
             return float(hits[ok].float().mean()) if ok.any() else float("nan")
 

@@ -127,7 +127,7 @@ def test_margin_labels_reward_the_scale_that_separates_the_person(epoch_ctx):
     m(batch, joint, 0)
     # by hand: own distance minus the nearest other person's, per scale value s / 10
     to_each_xh = (torch.tensor(SCALES)[None] / 10.0 - V_MARGIN[:, None]).abs()  # [x_h j, scale]
-    own = to_each_xh
+    own = to_each_xh  # image i's own x_h is x_h i
     nearest_other = torch.stack([to_each_xh[[j for j in range(n) if j != i]].min(dim=0).values for i in range(n)])
     expected = (own - nearest_other).argmin(dim=1)
     assert expected.tolist() == [1, 2, 0, 3] and own.argmin(dim=1).tolist() == [2, 2, 0, 3]

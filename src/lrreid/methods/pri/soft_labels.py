@@ -79,9 +79,6 @@ def scale_factor_metric(distances: torch.Tensor, gamma: int = 1, norm: str = "no
     return (torch.pow(centred, gamma) / temperature).softmax(dim=1)
 
 
-LABEL_TARGETS = ("distance", "margin")
-
-
 def margin_distances(feats: torch.Tensor, anchors: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
     """``d`` of the ``margin`` label ``[B, N]``: distance to the own HR feature minus the nearest other person's.
 

@@ -93,7 +93,7 @@ def margin_distances(feats: torch.Tensor, anchors: torch.Tensor, pids: torch.Ten
         >>> anchors = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
         >>> feats = torch.tensor([[[0.5, 0.0], [1.0, 0.0]], [[-0.6, 0.0], [1.0, 0.0]]])  # scale 0, scale 1
         >>> margin_distances(feats, anchors, torch.tensor([0, 1]))[0]
-        tensor([ 0.0000, -1.0000])
+        tensor([ 0., -1.])
     """
     feats, anchors = feats.float(), anchors.float()
     own = (feats - anchors[None]).norm(dim=2)  # [N, B]
